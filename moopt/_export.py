@@ -1,0 +1,180 @@
+"""The output folder: the one place moopt writes result files.
+
+Every file is written whole under a temporary name and renamed into place, and ``models/`` is
+swapped in as a whole, so an interrupted write never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from moopt._errors import StudyError
+from moopt._front import member_record
+from moopt.plots import pareto_data, render_report
+from moopt.search import Candidate
+from moopt.study._trial import artifact_path, build_model
+
+if TYPE_CHECKING:
+    import optuna
+
+    from moopt.study import Result, SearchContext
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to ``path`` so that readers see the old file or the new one, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    if isinstance(content, bytes):
+        tmp.write_bytes(content)
+    else:
+        tmp.write_text(content, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _host(
+    front: Sequence[optuna.trial.FrozenTrial], trials: Sequence[optuna.trial.FrozenTrial]
+) -> dict[str, Any]:
+    measured = [t for t in trials if "host" in t.user_attrs]
+    source = front[0] if front else (measured[-1] if measured else None)
+    if source is None:
+        from objectives import host_record
+
+        record = host_record().as_dict()
+    else:
+        record = dict(source.user_attrs["host"])
+    kinds = sorted(
+        {
+            f"{t.user_attrs['host']['cpu']} / {t.user_attrs['host']['logical_cores']}"
+            for t in measured
+        }
+    )
+    return {
+        "cpu": record["cpu"],
+        "cores": record["logical_cores"],
+        "physical_cores": record["physical_cores"],
+        "onnxruntime": record["onnxruntime"],
+        "python": record["python"],
+        "mixed_hosts": len(kinds) > 1,
+        "hosts": kinds,
+    }
+
+
+def front_document(result: Result) -> dict[str, Any]:
+    """``front.json``'s content."""
+    trials = result.study.trials
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    s = result.summary
+    return {
+        "study": result.study.study_name,
+        "objectives": [o.as_dict() for o in result.objectives],
+        "data": {
+            k: result.record["data"][k]
+            for k in (
+                "source",
+                "target",
+                "test_size",
+                "split_seed",
+                "stratify",
+                "rows",
+                "features",
+                "classes",
+            )
+        },
+        "budgets": result.config.budgets.as_dict(),
+        "parity_tolerance": result.config.parity_tolerance,
+        "runtime": result.record["runtime"],
+        "host": _host(result.front, trials),
+        "trials": states,
+        "run": {
+            "evaluated": s.evaluated,
+            "failed": s.failed,
+            "cache_hits": s.cache_hits,
+            "elapsed_s": round(s.elapsed_s, 2),
+            "interrupted": s.interrupted,
+        },
+        "moopt": result.record.get("moopt"),
+        "front": [member_record(t) for t in result.front],
+    }
+
+
+def front_rows(result: Result) -> list[dict[str, Any]]:
+    """One flat row per front member: trial, family, every metric, every hyperparameter."""
+    metric_keys = sorted({k for t in result.front for k in t.user_attrs["metrics"]})
+    rows = []
+    for t in result.front:
+        row: dict[str, Any] = {"trial": t.number, "family": t.user_attrs["family"]}
+        row.update({k: t.user_attrs["metrics"].get(k) for k in metric_keys})
+        row["params"] = json.dumps(t.user_attrs["params"], sort_keys=True)
+        rows.append(row)
+    return rows
+
+
+def _csv(rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _model_bytes(trial: optuna.trial.FrozenTrial, ctx: SearchContext) -> bytes:
+    """The trial's ONNX model: from the artifact store, or rebuilt and checked by hash."""
+    sha = trial.user_attrs["model_sha256"]
+    path = artifact_path(ctx.artifacts, sha)
+    if path.exists():
+        return path.read_bytes()
+    candidate = Candidate(trial.user_attrs["family"], trial.user_attrs["params"])
+    _, model, _, _ = build_model(candidate, ctx)
+    if model.sha256 != sha:
+        raise StudyError(
+            f"Trial {trial.number}'s model is not in {ctx.artifacts} and "
+            f"rebuilding it gave a different model (sha256 {model.sha256[:12]} "
+            f"instead of {sha[:12]}); run from the machine that measured it."
+        )
+    return model.content
+
+
+def _write_models(out: Path, result: Result, ctx: SearchContext) -> None:
+    staging = out / f".models.tmp{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for t in result.front:
+        (staging / f"trial-{t.number}.onnx").write_bytes(_model_bytes(t, ctx))
+    final, old = out / "models", out / f".models.old{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_outputs(result: Result, ctx: SearchContext) -> None:
+    """Write front.json, front.csv, report.html and models/ into the output folder."""
+    out = result.config.out
+    document = front_document(result)
+    rows = front_rows(result)
+    _write_models(out, result, ctx)
+    write_atomic(out / "front.csv", _csv(rows))
+    data = pareto_data(result.study.trials, result.objectives, document["budgets"])
+    facts = {
+        "study": document["study"],
+        "dataset": document["data"]["source"],
+        "budgets": json.dumps(document["budgets"]) if document["budgets"] else "none",
+        "runtime": f"batch {document['runtime']['batch_size']}, "
+        f"{document['runtime']['intra_op_threads']} intra-op thread(s)",
+        "host": f"{document['host']['cpu']}, {document['host']['cores']} cores, "
+        f"onnxruntime {document['host']['onnxruntime']}",
+        "trials": json.dumps(document["trials"]),
+    }
+    write_atomic(out / "report.html", render_report(data, rows, facts))
+    # front.json last: its presence says the folder is complete.
+    write_atomic(out / "front.json", json.dumps(document, indent=2) + "\n")

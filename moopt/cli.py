@@ -1,0 +1,230 @@
+"""The command line: parse, call the library, map ``MooptError`` to one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn, TextIO
+
+from moopt._config import make_config, read_config_file
+from moopt._errors import MooptError
+from moopt.search import FAMILIES
+from moopt.study import ProgressEvent, Result, optimize
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other moopt error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"moopt: error: {message} (see '{self.prog} --help')\n")
+
+
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return (
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
+
+
+class ProgressLine:
+    """A live progress line: rewritten in place on a terminal, one line per trial otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._width = 0
+
+    def __call__(self, e: ProgressEvent) -> None:
+        left = "?" if e.remaining_s is None else _clock(e.remaining_s)
+        line = (
+            f"[{e.done:>{len(str(e.total))}}/{e.total}] failed {e.failed} | cached "
+            f"{e.cache_hits} | front {e.front_size} | {_clock(e.elapsed_s)} elapsed, ~{left} "
+            f"left | {e.last}"
+        )
+        if self._tty:
+            line = line[:150]
+            self._stream.write("\r" + line.ljust(self._width))
+            self._width = len(line)
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        """End the live line."""
+        if self._tty and self._width:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def summary_text(result: Result) -> str:
+    """The end-of-run summary: the front as a table, then what the run did."""
+    keys = [o.name for o in result.objectives]
+    extra = [k for k in ("latency_p99_ms", "model_size_kb") if k not in keys]
+    header = ["trial", "family", *keys, *extra]
+    rows = []
+    for t in sorted(result.front, key=lambda t: -t.user_attrs["metrics"]["accuracy"]):
+        m = t.user_attrs["metrics"]
+        rows.append(
+            [str(t.number), t.user_attrs["family"], *[f"{m[k]:.4g}" for k in keys + extra]]
+        )
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    lines = [
+        f"Pareto front of study '{result.study.study_name}' "
+        f"({len(result.front)} feasible, non-dominated):"
+    ]
+    lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    if not rows:
+        lines.append("(empty: no trial met every budget; loosen a budget or run more trials)")
+    s = result.summary
+    lines.append(
+        f"This run: {s.evaluated} evaluated, {s.failed} failed, {s.cache_hits} "
+        f"repeated configurations served from the cache, {_clock(s.elapsed_s)} elapsed; "
+        f"the study holds {len(result.study.trials)} trials."
+    )
+    if s.exhausted:
+        lines.append(
+            "The search stopped early: it kept proposing configurations already "
+            "evaluated (the space is small); widen it with more families or ranges."
+        )
+    for number, reason in s.failures:
+        lines.append(f"  failed trial {number}: {reason.splitlines()[0][:160]}")
+    lines.append(
+        f"Wrote {result.config.out}/front.json, front.csv, report.html and "
+        f"models/ ({len(result.front)} ONNX files)."
+    )
+    return "\n".join(lines)
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML file with any of these settings")
+    p.add_argument(
+        "--dataset",
+        metavar="NAME|CSV",
+        help="digits (default), iris, wine, breast_cancer, or a .csv file",
+    )
+    p.add_argument("--target", metavar="COLUMN", help="label column of a CSV dataset")
+    p.add_argument(
+        "--families",
+        metavar="a,b,...",
+        help=f"model families to search (default: all of {','.join(FAMILIES)})",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="distinct configurations to evaluate in this run (default 40)",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="search and training seed (default 0)")
+    p.add_argument("--batch-size", type=int, metavar="B", help="rows per inference (default 1)")
+    p.add_argument(
+        "--threads", type=int, metavar="T", help="ONNX Runtime intra-op threads (default 1)"
+    )
+    p.add_argument(
+        "--max-latency-ms",
+        type=float,
+        metavar="X",
+        help="latency budget on the optimized percentile (p95)",
+    )
+    p.add_argument("--max-memory-mb", type=float, metavar="M", help="peak memory budget")
+    p.add_argument("--min-accuracy", type=float, metavar="A", help="accuracy floor")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage (default: a journal file in the output folder)",
+    )
+    p.add_argument("--study", metavar="NAME", help="study name (default moopt)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default moopt-out)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``moopt`` argument parser."""
+    parser = _Parser(
+        prog="moopt",
+        description="Find the deployable trade-offs between a "
+        "model's accuracy, inference latency and peak memory.",
+    )
+    parser.add_argument("--version", action="version", version=f"moopt {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = commands.add_parser(
+        "run",
+        help="search, measure and write the Pareto front",
+        description="Train, convert and measure candidates; write the feasible Pareto front "
+        "to the output folder. Running it again resumes the study and adds trials. Exit "
+        "codes: 0 done, 2 bad input, 130 interrupted (the output folder is still written).",
+    )
+    _add_run_flags(run)
+    return parser
+
+
+def _version() -> str:
+    from moopt import __version__
+
+    return __version__
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    for key in (
+        "dataset",
+        "target",
+        "families",
+        "trials",
+        "seed",
+        "batch_size",
+        "threads",
+        "max_latency_ms",
+        "max_memory_mb",
+        "min_accuracy",
+        "storage",
+        "study",
+        "out",
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    config = make_config(_settings(args))
+    progress = ProgressLine(err)
+    try:
+        result = optimize(config, progress=progress)
+    finally:
+        progress.close()
+    out.write(summary_text(result) + "\n")
+    if result.summary.interrupted:
+        err.write("moopt: interrupted; the output folder holds what finished.\n")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the command line; returns the exit code."""
+    out, err = out or sys.stdout, err or sys.stderr
+    import optuna
+
+    # moopt prints its own progress; Optuna's per-trial log lines would drown it.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    try:
+        return _run(args, out, err)
+    except MooptError as exc:
+        err.write(f"moopt: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.write("moopt: interrupted.\n")
+        return EXIT_INTERRUPTED

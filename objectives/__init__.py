@@ -1,0 +1,75 @@
+"""Measurements of an ONNX model: accuracy, latency and peak memory.
+
+A library of its own: it never imports ``moopt``, so the search and the release gate measure
+with the same code. Every objective follows the :class:`Objective` interface; isolated ones
+(latency, memory) are measured in a fresh pinned process by :func:`measure`.
+
+Adding an objective: write a (picklable, if isolated) class with ``name``, ``direction``,
+``unit``, ``metrics``, ``isolated`` and ``measure(model, data, settings) -> Measurement``, and
+pass an instance wherever objectives are accepted.
+"""
+
+from __future__ import annotations
+
+from objectives._accuracy import Accuracy, Parity, check_parity, predict_onnx
+from objectives._base import (
+    Direction,
+    EvalData,
+    Measurement,
+    MeasurementError,
+    Objective,
+    OnnxModel,
+    RuntimeSettings,
+)
+from objectives._host import HostRecord, host_record
+from objectives._isolation import (
+    Isolation,
+    MeasurementReport,
+    default_lock_path,
+    measure,
+    measurement_lock,
+)
+from objectives._latency import REPORTED_PERCENTILES, Latency
+from objectives._memory import PeakMemory
+from objectives._session import open_session
+from objectives._stats import (
+    MIN_SAMPLES,
+    Interval,
+    SamplingResult,
+    SamplingRule,
+    min_samples,
+    percentile_interval,
+    sample_latency,
+)
+
+__all__ = [
+    "MIN_SAMPLES",
+    "REPORTED_PERCENTILES",
+    "Accuracy",
+    "Direction",
+    "EvalData",
+    "HostRecord",
+    "Interval",
+    "Isolation",
+    "Latency",
+    "Measurement",
+    "MeasurementError",
+    "MeasurementReport",
+    "Objective",
+    "OnnxModel",
+    "Parity",
+    "PeakMemory",
+    "RuntimeSettings",
+    "SamplingResult",
+    "SamplingRule",
+    "check_parity",
+    "default_lock_path",
+    "host_record",
+    "measure",
+    "measurement_lock",
+    "min_samples",
+    "open_session",
+    "percentile_interval",
+    "predict_onnx",
+    "sample_latency",
+]
