@@ -10,8 +10,6 @@ Typical use::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from moopt._config import Budgets, Config, make_config, read_config_file
 from moopt._data import Dataset, Split, load_dataset, split
 from moopt._errors import (
@@ -22,6 +20,7 @@ from moopt._errors import (
     StudyError,
 )
 from moopt._front import ObjectiveInfo, front_trials, pareto_mask
+from moopt._version import __version__
 from moopt.study import ProgressEvent, Result, RunSummary, optimize
 
 __all__ = [

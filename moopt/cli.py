@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from moopt import __version__
+    from moopt._version import __version__
 
     return __version__
 

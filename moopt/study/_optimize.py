@@ -10,11 +10,11 @@ from typing import Any
 
 import optuna
 
-from moopt import __version__
 from moopt._config import Config, make_config
 from moopt._data import load_dataset, split
 from moopt._errors import CandidateError, StudyError
 from moopt._front import ObjectiveInfo, front_trials
+from moopt._version import __version__
 from moopt.search import FAMILY_PARAM, resolve_space, suggest
 from moopt.study._storage import open_storage, storage_description
 from moopt.study._trial import SearchContext, evaluate, replay_cached

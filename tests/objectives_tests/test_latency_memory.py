@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from objectives import Latency, PeakMemory, RuntimeSettings, SamplingRule, measure
+
+
+def test_latency_reports_percentiles_with_intervals(small_model, holdout) -> None:
+    m = Latency().measure(small_model.model, holdout, RuntimeSettings())
+    v = m.values
+    assert v["latency_p50_ms"] <= v["latency_p90_ms"] <= v["latency_p95_ms"] <= v["latency_p99_ms"]
+    assert m.details["samples"] >= 130
+    for key, interval in m.details["intervals"].items():
+        assert interval["low"] <= v[key] <= interval["high"]
+    assert m.details["settings"]["intra_op_threads"] == 1
+    assert m.details["settings"]["inter_op_threads"] == 1
+
+
+def test_latency_percentile_is_configurable(small_model, holdout) -> None:
+    objective = Latency(percentile=90, rule=SamplingRule(max_time_s=0.2))
+    m = objective.measure(small_model.model, holdout, RuntimeSettings())
+    assert objective.name == "latency_p90_ms" and m.objective == "latency_p90_ms"
+
+
+def test_a_large_forest_is_slower_and_bigger_than_a_linear_model(
+    small_model, large_model, holdout
+) -> None:
+    settings = RuntimeSettings(batch_size=64)
+    objectives = [Latency(), PeakMemory()]
+    small = measure(objectives, small_model.model, holdout, settings).values()
+    large = measure(objectives, large_model.model, holdout, settings).values()
+    assert large["latency_p50_ms"] > 3 * small["latency_p50_ms"]
+    assert large["peak_memory_mb"] > small["peak_memory_mb"] + 5
+    assert large["model_size_kb"] > 100 * small["model_size_kb"]
+
+
+def test_memory_is_measured_by_the_kernel_high_water_mark(large_model, holdout) -> None:
+    report = measure([PeakMemory()], large_model.model, holdout, RuntimeSettings())
+    details = report.measurements["peak_memory_mb"].details
+    assert details["method"] == "VmHWM after clear_refs"
+    assert details["baseline_mb"] > 10  # python + numpy + onnxruntime, not counted
+    assert report.values()["model_size_kb"] == pytest.approx(large_model.model.size_kb)

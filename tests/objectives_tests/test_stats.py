@@ -1,0 +1,84 @@
+"""Latency statistics, driven by a fake clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from objectives import SamplingRule, min_samples, percentile_interval, sample_latency
+
+
+class FakeClock:
+    """Each run of the fake workload advances time by the next scripted duration."""
+
+    def __init__(self, durations_ns: list[int]) -> None:
+        self.now = 0
+        self.durations = durations_ns
+        self.calls = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+    def run_once(self) -> None:
+        self.now += self.durations[self.calls % len(self.durations)]
+        self.calls += 1
+
+
+def test_minimum_samples_follow_the_mlperf_rule() -> None:
+    assert min_samples(90) == 64
+    assert min_samples(95) == 130
+    assert min_samples(99) == 662
+    assert min_samples(92) == 130  # between rows: the stricter one
+    with pytest.raises(ValueError, match="percentile must be in"):
+        min_samples(99.9)
+
+
+def test_interval_brackets_the_estimate_and_narrows_with_samples() -> None:
+    rng = np.random.default_rng(0)
+    small = percentile_interval(rng.lognormal(0, 0.5, 200), 95)
+    large = percentile_interval(rng.lognormal(0, 0.5, 20000), 95)
+    for interval in (small, large):
+        assert interval.low <= interval.estimate <= interval.high
+    assert large.high - large.low < (small.high - small.low) / 3
+    # The true p95 of lognormal(0, 0.5) is exp(0.5 * 1.6449).
+    assert large.low <= np.exp(0.5 * 1.6448536) <= large.high
+
+
+def test_interval_coverage_is_honest() -> None:
+    """Over many repetitions the 95% interval holds the true percentile about 95% of the time."""
+    rng = np.random.default_rng(1)
+    true_p90 = -np.log(0.1)  # exponential(1)
+    hits = sum(
+        (i := percentile_interval(rng.exponential(1.0, 300), 90)).low <= true_p90 <= i.high
+        for _ in range(400)
+    )
+    assert 0.92 <= hits / 400 <= 0.99
+
+
+def test_constant_timer_converges_at_the_minimum_count() -> None:
+    clock = FakeClock([1_000_000])  # every call 1 ms
+    rule = SamplingRule(percentile=95, min_time_s=0.0, block=10, warmup_runs=5)
+    result = sample_latency(clock.run_once, clock, rule)
+    assert result.stop_reason == "converged"
+    assert len(result.samples_ms) == 130  # first block boundary at or past 130
+    assert set(result.samples_ms) == {1.0}
+    assert clock.calls == 5 + 130  # warm-up runs are not kept
+
+
+def test_noisy_timer_stops_at_the_time_cap_with_enough_samples() -> None:
+    # Log-normal call times with a wide spread: p95's interval never gets within 0.01%.
+    rng = np.random.default_rng(2)
+    clock = FakeClock([int(d) for d in rng.lognormal(np.log(1e6), 0.8, 4096)])
+    rule = SamplingRule(percentile=95, rel_tol=0.0001, max_time_s=2.0, block=16)
+    result = sample_latency(clock.run_once, clock, rule)
+    assert result.stop_reason == "time_cap"
+    assert len(result.samples_ms) >= 130
+    assert result.elapsed_s >= 2.0
+
+
+def test_slow_model_is_marked_under_sampled_at_the_hard_cap() -> None:
+    clock = FakeClock([500_000_000])  # 0.5 s per call: 130 samples would take a minute
+    rule = SamplingRule(percentile=95, max_time_s=1.0, hard_cap_s=5.0, block=4, warmup_runs=1)
+    result = sample_latency(clock.run_once, clock, rule)
+    assert result.stop_reason == "hard_cap"
+    assert len(result.samples_ms) < 130
