@@ -17,6 +17,7 @@ from typing import Any
 
 from moopt._errors import ConfigError
 from moopt.search import FAMILIES
+from objectives import GraphOptimization
 
 GRAPH_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -49,7 +50,7 @@ class Config:
     population_size: int | None = None
     batch_size: int = 1
     threads: int = 1
-    graph_optimization: str = "all"
+    graph_optimization: GraphOptimization = "all"
     latency_percentile: float = 95.0
     latency_max_time_s: float = 1.0
     budgets: Budgets = field(default_factory=Budgets)

@@ -15,6 +15,7 @@ from objectives._accuracy import Accuracy, Parity, check_parity, predict_onnx
 from objectives._base import (
     Direction,
     EvalData,
+    GraphOptimization,
     Measurement,
     MeasurementError,
     Objective,
@@ -48,6 +49,7 @@ __all__ = [
     "Accuracy",
     "Direction",
     "EvalData",
+    "GraphOptimization",
     "HostRecord",
     "Interval",
     "Isolation",

@@ -180,7 +180,7 @@ def optimize(
         batch_size=config.batch_size,
         intra_op_threads=config.threads,
         graph_optimization=config.graph_optimization,
-    )  # type: ignore[arg-type]
+    )
     ctx = SearchContext(
         space=space,
         split=data_split,
@@ -217,86 +217,106 @@ def optimize(
     return result
 
 
+@dataclass
+class _Tally:
+    evaluated: int = 0
+    failed: int = 0
+    hits: int = 0
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _cacheable(trial: optuna.trial.FrozenTrial) -> bool:
+    """An evaluated trial whose outcome a repeat of its configuration would reproduce."""
+    if "candidate_key" not in trial.user_attrs or "cached_from" in trial.user_attrs:
+        return False
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        return True
+    # Fit and conversion failures repeat; measurement failures may be passing faults.
+    return trial.user_attrs.get("stage") in ("fit", "convert")
+
+
+def _run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    ctx: SearchContext,
+    cache: dict[str, optuna.trial.FrozenTrial],
+    tally: _Tally,
+) -> str:
+    """Propose, evaluate (or serve from the cache) and tell one trial; returns a status line."""
+    candidate = suggest(trial, ctx.space)
+    source = cache.get(candidate.key)
+    if source is not None:
+        tally.hits += 1
+        values = replay_cached(trial, source)
+        if values is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, values)
+        return f"trial {trial.number}: same as trial {source.number}, from the cache"
+    tally.evaluated += 1
+    trial.set_user_attr("family", candidate.family)
+    trial.set_user_attr("params", dict(candidate.params))
+    trial.set_user_attr("candidate_key", candidate.key)
+    try:
+        values = evaluate(trial, candidate, ctx)
+    except CandidateError as exc:
+        tally.failed += 1
+        tally.failures.append((trial.number, str(exc)))
+        trial.set_user_attr("error", str(exc))
+        trial.set_user_attr("stage", exc.stage)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        line = f"trial {trial.number} failed: {exc}"
+    else:
+        study.tell(trial, values)
+        line = f"trial {trial.number}: {candidate.family}"
+    cache[candidate.key] = study.trials[trial.number]
+    return line
+
+
 def _search(
     study: optuna.Study,
     ctx: SearchContext,
     wanted: int,
     progress: Callable[[ProgressEvent], None] | None,
 ) -> RunSummary:
-    cache = {
-        t.user_attrs["candidate_key"]: t
-        for t in study.trials
-        if "candidate_key" in t.user_attrs
-        and "cached_from" not in t.user_attrs
-        and (
-            t.state == optuna.trial.TrialState.COMPLETE
-            or t.user_attrs.get("stage") in ("fit", "convert")
-        )
-    }
-    evaluated = failed = hits = asks = 0
-    failures: list[tuple[int, str]] = []
+    cache = {t.user_attrs["candidate_key"]: t for t in study.trials if _cacheable(t)}
+    tally = _Tally()
+    asks = 0
     interrupted = False
     start = time.perf_counter()
-    while evaluated < wanted and asks < _MAX_ASKS_PER_EVALUATION * wanted:
-        asks += 1
-        trial = study.ask()
-        last = ""
-        try:
-            candidate = suggest(trial, ctx.space)
-            source = cache.get(candidate.key)
-            if source is not None:
-                values = replay_cached(trial, source)
-                hits += 1
-                last = f"trial {trial.number}: same as trial {source.number}"
-                if values is None:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                else:
-                    study.tell(trial, values)
-            else:
-                evaluated += 1
-                trial.set_user_attr("family", candidate.family)
-                trial.set_user_attr("params", dict(candidate.params))
-                trial.set_user_attr("candidate_key", candidate.key)
-                try:
-                    values = evaluate(trial, candidate, ctx)
-                except CandidateError as exc:
-                    failed += 1
-                    failures.append((trial.number, str(exc)))
-                    trial.set_user_attr("error", str(exc))
-                    trial.set_user_attr("stage", exc.stage)
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    cache[candidate.key] = study.trials[trial.number]
-                    last = f"trial {trial.number} failed: {exc}"
-                else:
-                    study.tell(trial, values)
-                    cache[candidate.key] = study.trials[trial.number]
-                    last = f"trial {trial.number}: {candidate.family}"
-        except KeyboardInterrupt:
+    trial: optuna.Trial | None = None
+    try:
+        while tally.evaluated < wanted and asks < _MAX_ASKS_PER_EVALUATION * wanted:
+            asks += 1
+            trial = study.ask()
+            line = _run_trial(study, trial, ctx, cache, tally)
+            trial = None
+            if progress is not None:
+                progress(
+                    ProgressEvent(
+                        done=tally.evaluated,
+                        total=wanted,
+                        failed=tally.failed,
+                        cache_hits=tally.hits,
+                        front_size=len(front_trials(study.trials, ctx.infos)),
+                        elapsed_s=time.perf_counter() - start,
+                        last=line,
+                    )
+                )
+    except KeyboardInterrupt:
+        interrupted = True
+        if trial is not None and study.trials[trial.number].state.is_finished() is False:
             trial.set_user_attr("error", "interrupted by the user")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            interrupted = True
-            break
-        if progress is not None:
-            progress(
-                ProgressEvent(
-                    done=evaluated,
-                    total=wanted,
-                    failed=failed,
-                    cache_hits=hits,
-                    front_size=len(front_trials(study.trials, ctx.infos)),
-                    elapsed_s=time.perf_counter() - start,
-                    last=last,
-                )
-            )
-    exhausted = evaluated < wanted and not interrupted
+    exhausted = tally.evaluated < wanted and not interrupted
     return RunSummary(
-        evaluated,
-        failed,
-        hits,
+        tally.evaluated,
+        tally.failed,
+        tally.hits,
         time.perf_counter() - start,
         interrupted,
         exhausted,
-        tuple(failures),
+        tuple(tally.failures),
     )
 
 

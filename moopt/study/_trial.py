@@ -117,6 +117,8 @@ def evaluate(trial: optuna.Trial, candidate: Candidate, ctx: SearchContext) -> l
         )
     except MeasurementError as exc:
         raise CandidateError("measure", str(exc)) from exc
+    except Exception as exc:  # the estimator itself failed to predict the hold-out
+        raise CandidateError("parity", f"{type(exc).__name__}: {exc}") from exc
     measure_s = time.perf_counter() - t0
     metrics = report.values()
     for key, value in ctx.constraints(metrics, 1.0 - parity.label_agreement).items():

@@ -35,8 +35,11 @@ def test_budgets_and_families_are_parsed() -> None:
         ({"graph_optimization": "max"}, r"must be one of disable, basic, extended, all"),
         ({"trails": 3}, r"Unknown setting 'trails'\. Did you mean 'trials'\?"),
         ({"space": {"rf": {"n_estimators": [300, 10]}}, "families": "rf"}, None),
-        ({"space": {"svc": {"C": [1, 2]}}, "families": "rf"}, r"\[space\.svc\] sets ranges for "
-         "a family that is not searched"),
+        (
+            {"space": {"svc": {"C": [1, 2]}}, "families": "rf"},
+            r"\[space\.svc\] sets ranges for "
+            "a family that is not searched",
+        ),
     ],
 )
 def test_invalid_settings_name_the_problem(settings: dict, message: str | None) -> None:

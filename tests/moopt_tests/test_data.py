@@ -14,8 +14,9 @@ def test_split_is_rebuilt_from_its_record() -> None:
     s = split(load_dataset("wine"), test_size=0.3, split_seed=4, stratify=True)
     r = s.record
     x, y = load_wine(return_X_y=True)
-    _, xte, _, yte = train_test_split(x.astype(np.float32), y, test_size=r["test_size"],
-                                      random_state=r["split_seed"], stratify=y)
+    _, xte, _, yte = train_test_split(
+        x.astype(np.float32), y, test_size=r["test_size"], random_state=r["split_seed"], stratify=y
+    )
     np.testing.assert_array_equal(s.test_features, xte)
     np.testing.assert_array_equal(s.test_labels, yte)
     assert s.test_features.dtype == np.float32
@@ -33,8 +34,12 @@ def test_csv_with_string_labels(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "target", "message"),
     [
-        ("a,b,y\n1,2,0\n3,4,1\n", "label", r"target column 'label' is not in .*Its columns are: "
-         r"a, b, y"),
+        (
+            "a,b,y\n1,2,0\n3,4,1\n",
+            "label",
+            r"target column 'label' is not in .*Its columns are: "
+            r"a, b, y",
+        ),
         ("a,b,y\n1,x,0\n3,4,1\n", "y", r"Column 'b' of .* must be numeric, but row 2 holds 'x'"),
         ("a,b,y\n1,,0\n3,4,1\n", "y", r"Column 'b' .* must be numeric, but row 2 holds ''"),
         ("a,b,y\n1,nan,0\n3,4,1\n", "y", r"features must be finite numbers"),
