@@ -45,7 +45,7 @@ class Config:
     split_seed: int = 0
     stratify: bool = True
     families: tuple[str, ...] = tuple(FAMILIES)
-    trials: int = 40
+    trials: int = 100
     seed: int = 0
     population_size: int | None = None
     batch_size: int = 1

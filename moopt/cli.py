@@ -120,7 +120,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--trials",
         type=int,
         metavar="N",
-        help="distinct configurations to evaluate in this run (default 40)",
+        help="distinct configurations to evaluate in this run (default 100)",
     )
     p.add_argument("--seed", type=int, metavar="S", help="search and training seed (default 0)")
     p.add_argument("--batch-size", type=int, metavar="B", help="rows per inference (default 1)")
