@@ -20,6 +20,8 @@ from moopt.search import FAMILIES
 from objectives import GraphOptimization
 
 GRAPH_LEVELS = ("disable", "basic", "extended", "all")
+#: Scorers the search can optimize (it searches classifiers).
+CLASSIFICATION_SCORERS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Config:
     split_seed: int = 0
     stratify: bool = True
     families: tuple[str, ...] = tuple(FAMILIES)
+    scorer: str = "accuracy"
     trials: int = 100
     seed: int = 0
     population_size: int | None = None
@@ -70,6 +73,7 @@ class Config:
             "stratify": self.stratify,
             "families": list(self.families),
             "seed": self.seed,
+            "scorer": self.scorer,
             "batch_size": self.batch_size,
             "threads": self.threads,
             "graph_optimization": self.graph_optimization,
@@ -186,6 +190,13 @@ def make_config(values: Mapping[str, Any]) -> Config:
         out["stratify"] = v["stratify"]
     if "families" in v:
         out["families"] = _families(v["families"])
+    if "scorer" in v:
+        if v["scorer"] not in CLASSIFICATION_SCORERS:
+            raise ConfigError(
+                f"The 'scorer' setting must be one of {', '.join(CLASSIFICATION_SCORERS)}. "
+                f"Got {v['scorer']!r} instead."
+            )
+        out["scorer"] = v["scorer"]
     if "trials" in v:
         out["trials"] = _number("trials", v["trials"], low=1, integer=True)
     if v.get("population_size") is not None:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from moopt._config import make_config, read_config_file
+from moopt._config import CLASSIFICATION_SCORERS, make_config, read_config_file
 from moopt._errors import MooptError
 from moopt.search import FAMILIES
 from moopt.study import ProgressEvent, Result, optimize
@@ -64,7 +64,7 @@ class ProgressLine:
 def summary_text(result: Result) -> str:
     """The end-of-run summary: the front as a table, then what the run did."""
     keys = [o.name for o in result.objectives]
-    extra = [k for k in ("latency_p99_ms", "model_size_kb") if k not in keys]
+    extra = [k for k in ("accuracy", "latency_p99_ms", "model_size_kb") if k not in keys]
     header = ["trial", "family", *keys, *extra]
     rows = []
     for t in sorted(result.front, key=lambda t: -t.user_attrs["metrics"]["accuracy"]):
@@ -115,6 +115,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--families",
         metavar="a,b,...",
         help=f"model families to search (default: all of {','.join(FAMILIES)})",
+    )
+    p.add_argument(
+        "--scorer",
+        choices=CLASSIFICATION_SCORERS,
+        help="quality objective, computed from the ONNX outputs (default accuracy)",
     )
     p.add_argument(
         "--trials",
@@ -171,24 +176,10 @@ def _version() -> str:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file's settings, overridden by every flag given (flag names are the keys)."""
     values: dict[str, Any] = read_config_file(args.config) if args.config else {}
-    for key in (
-        "dataset",
-        "target",
-        "families",
-        "trials",
-        "seed",
-        "batch_size",
-        "threads",
-        "max_latency_ms",
-        "max_memory_mb",
-        "min_accuracy",
-        "storage",
-        "study",
-        "out",
-    ):
-        value = getattr(args, key)
-        if value is not None:
+    for key, value in vars(args).items():
+        if key not in ("command", "config") and value is not None:
             values[key] = value
     return values
 

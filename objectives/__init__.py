@@ -11,7 +11,7 @@ pass an instance wherever objectives are accepted.
 
 from __future__ import annotations
 
-from objectives._accuracy import Accuracy, Parity, check_parity, predict_onnx
+from objectives._accuracy import SCORERS, Accuracy, Parity, check_parity, predict_onnx
 from objectives._base import (
     Direction,
     EvalData,
@@ -46,6 +46,7 @@ from objectives._stats import (
 __all__ = [
     "MIN_SAMPLES",
     "REPORTED_PERCENTILES",
+    "SCORERS",
     "Accuracy",
     "Direction",
     "EvalData",

@@ -37,36 +37,107 @@ def predict_onnx(model: OnnxModel, features: np.ndarray) -> tuple[np.ndarray, np
     return np.concatenate(labels), (np.concatenate(scores) if scores else None)
 
 
+#: Every scorer: its direction and the kind of model it applies to.
+SCORERS: dict[str, tuple[Direction, str]] = {
+    "accuracy": ("maximize", "classification"),
+    "balanced_accuracy": ("maximize", "classification"),
+    "f1_macro": ("maximize", "classification"),
+    "roc_auc": ("maximize", "classification"),
+    "r2": ("maximize", "regression"),
+    "rmse": ("minimize", "regression"),
+    "mae": ("minimize", "regression"),
+}
+
+
+def _score(
+    scorer: str, truth: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None
+) -> float:
+    from sklearn import metrics
+
+    if scorer == "accuracy":
+        return float(np.mean(predicted == truth))
+    if scorer == "balanced_accuracy":
+        return float(metrics.balanced_accuracy_score(truth, predicted))
+    if scorer == "f1_macro":
+        return float(metrics.f1_score(truth, predicted, average="macro"))
+    if scorer == "roc_auc":
+        if scores is None or scores.ndim != 2:
+            raise MeasurementError(
+                "roc_auc needs class probabilities, but the model has no "
+                "probability output; use another scorer."
+            )
+        try:
+            if scores.shape[1] == 2:
+                return float(metrics.roc_auc_score(truth, scores[:, 1]))
+            return float(
+                metrics.roc_auc_score(
+                    truth, scores, multi_class="ovr", labels=list(range(scores.shape[1]))
+                )
+            )
+        except ValueError as exc:
+            raise MeasurementError(
+                f"roc_auc cannot be computed from the model's scores: {exc} "
+                "Use a model with probabilities or another scorer."
+            ) from exc
+    values = predicted.astype(float)
+    if scorer == "r2":
+        return float(metrics.r2_score(truth, values))
+    if scorer == "rmse":
+        return float(np.sqrt(np.mean((truth - values) ** 2)))
+    return float(np.mean(np.abs(truth - values)))  # mae
+
+
 @dataclass(frozen=True)
 class Accuracy:
-    """Share of hold-out rows whose ONNX-predicted label equals the true label."""
+    """Quality of what the ONNX model itself predicts on the hold-out.
 
-    name: str = "accuracy"
-    direction: Direction = "maximize"
+    Attributes:
+        scorer: One of :data:`SCORERS`. The objective is named after it; classification
+            scorers other than ``accuracy`` also report plain ``accuracy``.
+    """
+
+    scorer: str = "accuracy"
     unit: str = ""
     isolated: bool = False
 
     @property
+    def name(self) -> str:
+        """The scorer's name."""
+        return self.scorer
+
+    @property
+    def direction(self) -> Direction:
+        """``minimize`` for the error scorers (rmse, mae), ``maximize`` otherwise."""
+        return SCORERS[self.scorer][0] if self.scorer in SCORERS else "maximize"
+
+    @property
     def metrics(self) -> tuple[str, ...]:
-        """The single metric ``accuracy``."""
-        return (self.name,)
+        """The scorer, and ``accuracy`` for classification scorers."""
+        kind = SCORERS.get(self.scorer, ("", ""))[1]
+        if kind == "classification" and self.scorer != "accuracy":
+            return (self.scorer, "accuracy")
+        return (self.scorer,)
 
     def measure(self, model: OnnxModel, data: EvalData, settings: RuntimeSettings) -> Measurement:
-        """Predict the hold-out with ONNX Runtime and score the labels.
+        """Predict the hold-out with ONNX Runtime and score the predictions.
 
         Raises:
-            MeasurementError: No labels, or a label count that does not match the rows.
+            MeasurementError: Unknown scorer, no labels, a prediction count that does not match
+                the rows, or a scorer the model's outputs cannot serve.
         """
+        if self.scorer not in SCORERS:
+            raise MeasurementError(
+                f"Unknown scorer '{self.scorer}'. Expected one of {', '.join(SCORERS)}."
+            )
         if data.labels is None:
             raise MeasurementError("Accuracy needs labels; pass data with a label column.")
-        predicted, _ = predict_onnx(model, data.features)
+        predicted, scores = predict_onnx(model, data.features)
         if predicted.shape[0] != len(data.labels):
             raise MeasurementError(
-                f"Expected one predicted label per row ({len(data.labels)}), "
-                f"got {predicted.shape[0]}."
+                f"Expected one prediction per row ({len(data.labels)}), got {predicted.shape[0]}."
             )
-        value = float(np.mean(predicted == data.labels))
-        return Measurement(self.name, {self.name: value}, {"rows": len(data.labels)})
+        values = {m: _score(m, data.labels, predicted, scores) for m in self.metrics}
+        return Measurement(self.name, values, {"rows": len(data.labels)})
 
 
 @dataclass(frozen=True)

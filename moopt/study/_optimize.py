@@ -87,7 +87,11 @@ def default_objectives(config: Config) -> list[Objective]:
         max_time_s=config.latency_max_time_s,
         hard_cap_s=max(10.0, 10 * config.latency_max_time_s),
     )
-    return [Accuracy(), Latency(percentile=config.latency_percentile, rule=rule), PeakMemory()]
+    return [
+        Accuracy(scorer=config.scorer),
+        Latency(percentile=config.latency_percentile, rule=rule),
+        PeakMemory(),
+    ]
 
 
 def population_size(config: Config) -> int:

@@ -34,6 +34,7 @@ def test_budgets_and_families_are_parsed() -> None:
         ({"threads": True}, r"'threads' setting must be an int"),
         ({"graph_optimization": "max"}, r"must be one of disable, basic, extended, all"),
         ({"trails": 3}, r"Unknown setting 'trails'\. Did you mean 'trials'\?"),
+        ({"scorer": "r2"}, r"The 'scorer' setting must be one of accuracy, balanced_accuracy"),
         ({"space": {"rf": {"n_estimators": [300, 10]}}, "families": "rf"}, None),
         (
             {"space": {"svc": {"C": [1, 2]}}, "families": "rf"},
