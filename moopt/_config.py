@@ -58,6 +58,7 @@ class Config:
     latency_max_time_s: float = 1.0
     budgets: Budgets = field(default_factory=Budgets)
     parity_tolerance: float = 0.01
+    reverify: bool = True
     storage: str | None = None
     study: str = "moopt"
     out: Path = Path("moopt-out")
@@ -182,6 +183,13 @@ def make_config(values: Mapping[str, Any]) -> Config:
     for key in ("split_seed", "seed"):
         if key in v:
             out[key] = _number(key, v[key], low=0, integer=True)
+    for key in ("reverify",):
+        if key in v:
+            if not isinstance(v[key], bool):
+                raise ConfigError(
+                    f"The '{key}' setting must be true or false. Got {v[key]!r} instead."
+                )
+            out[key] = v[key]
     if "stratify" in v:
         if not isinstance(v["stratify"], bool):
             raise ConfigError(

@@ -15,11 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from moopt._errors import StudyError
-from moopt._front import member_record
+from moopt._front import member_record, metrics_of
 from moopt.plots import pareto_data, render_report
-from moopt.search import Candidate
-from moopt.study._trial import artifact_path, build_model
+from moopt.study._trial import load_model
 
 if TYPE_CHECKING:
     import optuna
@@ -102,7 +100,8 @@ def front_document(result: Result) -> dict[str, Any]:
             "interrupted": s.interrupted,
         },
         "moopt": result.record.get("moopt"),
-        "front": [member_record(t) for t in result.front],
+        "reverification": result.reverification.as_dict() if result.reverification else None,
+        "front": [member_record(t, result.overrides) for t in result.front],
     }
 
 
@@ -112,7 +111,7 @@ def front_rows(result: Result) -> list[dict[str, Any]]:
     rows = []
     for t in result.front:
         row: dict[str, Any] = {"trial": t.number, "family": t.user_attrs["family"]}
-        row.update({k: t.user_attrs["metrics"].get(k) for k in metric_keys})
+        row.update({k: metrics_of(t, result.overrides).get(k) for k in metric_keys})
         row["params"] = json.dumps(t.user_attrs["params"], sort_keys=True)
         rows.append(row)
     return rows
@@ -127,29 +126,12 @@ def _csv(rows: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _model_bytes(trial: optuna.trial.FrozenTrial, ctx: SearchContext) -> bytes:
-    """The trial's ONNX model: from the artifact store, or rebuilt and checked by hash."""
-    sha = trial.user_attrs["model_sha256"]
-    path = artifact_path(ctx.artifacts, sha)
-    if path.exists():
-        return path.read_bytes()
-    candidate = Candidate(trial.user_attrs["family"], trial.user_attrs["params"])
-    _, model, _, _ = build_model(candidate, ctx)
-    if model.sha256 != sha:
-        raise StudyError(
-            f"Trial {trial.number}'s model is not in {ctx.artifacts} and "
-            f"rebuilding it gave a different model (sha256 {model.sha256[:12]} "
-            f"instead of {sha[:12]}); run from the machine that measured it."
-        )
-    return model.content
-
-
 def _write_models(out: Path, result: Result, ctx: SearchContext) -> None:
     staging = out / f".models.tmp{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for t in result.front:
-        (staging / f"trial-{t.number}.onnx").write_bytes(_model_bytes(t, ctx))
+        (staging / f"trial-{t.number}.onnx").write_bytes(load_model(t, ctx).content)
     final, old = out / "models", out / f".models.old{os.getpid()}"
     if final.exists():
         os.replace(final, old)
@@ -164,7 +146,9 @@ def write_outputs(result: Result, ctx: SearchContext) -> None:
     rows = front_rows(result)
     _write_models(out, result, ctx)
     write_atomic(out / "front.csv", _csv(rows))
-    data = pareto_data(result.study.trials, result.objectives, document["budgets"])
+    data = pareto_data(
+        result.study.trials, result.objectives, document["budgets"], result.overrides
+    )
     facts = {
         "study": document["study"],
         "dataset": document["data"]["source"],

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,14 @@ class ObjectiveInfo:
     def as_dict(self) -> dict[str, str]:
         """``{"name", "direction", "unit"}``."""
         return {"name": self.name, "direction": self.direction, "unit": self.unit}
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[Direction]) -> bool:
+    """Whether point ``a`` is at least as good as ``b`` everywhere and better somewhere."""
+    signs = [-1.0 if d == "maximize" else 1.0 for d in directions]
+    pa = [x * s for x, s in zip(a, signs, strict=True)]
+    pb = [x * s for x, s in zip(b, signs, strict=True)]
+    return all(x <= y for x, y in zip(pa, pb, strict=True)) and pa != pb
 
 
 def pareto_mask(values: np.ndarray, directions: Sequence[Direction]) -> np.ndarray:
@@ -45,11 +53,49 @@ def pareto_mask(values: np.ndarray, directions: Sequence[Direction]) -> np.ndarr
     return np.asarray(~dominated, dtype=bool)
 
 
-def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
+@dataclass(frozen=True)
+class Remeasured:
+    """A trial's numbers measured again after the search; they replace the stored ones.
+
+    Attributes:
+        metrics: Metric values that replace the trial's (e.g. every latency percentile).
+        constraints: Constraint values recomputed from the new metrics.
+        details: How they were measured (sample count, intervals, stop reason).
+    """
+
+    metrics: Mapping[str, float]
+    constraints: Mapping[str, float]
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+Overrides = Mapping[int, Remeasured]
+
+
+def metrics_of(
+    trial: optuna.trial.FrozenTrial, overrides: Overrides | None = None
+) -> dict[str, float]:
+    """The trial's metrics, with re-measured values where there are any."""
+    metrics = dict(trial.user_attrs["metrics"])
+    if overrides and trial.number in overrides:
+        metrics.update(overrides[trial.number].metrics)
+    return metrics
+
+
+def constraints_of(
+    trial: optuna.trial.FrozenTrial, overrides: Overrides | None = None
+) -> dict[str, float]:
+    """The trial's constraint values, with re-measured ones where there are any."""
+    constraints = dict(trial.constraints)
+    if overrides and trial.number in overrides:
+        constraints.update(overrides[trial.number].constraints)
+    return constraints
+
+
+def is_feasible(trial: optuna.trial.FrozenTrial, overrides: Overrides | None = None) -> bool:
     """Completed, and every constraint value <= 0."""
     if trial.state != optuna.trial.TrialState.COMPLETE:
         return False
-    return all(c <= 0 for c in trial.constraints.values())
+    return all(c <= 0 for c in constraints_of(trial, overrides).values())
 
 
 def _evaluated(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
@@ -62,43 +108,52 @@ def _evaluated(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.
 
 
 def front_trials(
-    trials: Sequence[optuna.trial.FrozenTrial], objectives: Sequence[ObjectiveInfo]
+    trials: Sequence[optuna.trial.FrozenTrial],
+    objectives: Sequence[ObjectiveInfo],
+    overrides: Overrides | None = None,
 ) -> list[optuna.trial.FrozenTrial]:
     """The feasible, non-dominated evaluated trials, in trial order."""
-    feasible = [t for t in _evaluated(trials) if is_feasible(t)]
+    feasible = [t for t in _evaluated(trials) if is_feasible(t, overrides)]
     if not feasible:
         return []
-    values = np.array([[t.user_attrs["metrics"][o.name] for o in objectives] for t in feasible])
+    values = np.array([[metrics_of(t, overrides)[o.name] for o in objectives] for t in feasible])
     mask = pareto_mask(values, [o.direction for o in objectives])
     return [t for t, keep in zip(feasible, mask, strict=True) if keep]
 
 
 def trial_status(
-    trials: Sequence[optuna.trial.FrozenTrial], objectives: Sequence[ObjectiveInfo]
+    trials: Sequence[optuna.trial.FrozenTrial],
+    objectives: Sequence[ObjectiveInfo],
+    overrides: Overrides | None = None,
 ) -> dict[int, str]:
     """``front``, ``dominated`` or ``infeasible`` for every evaluated trial, by number."""
-    front = {t.number for t in front_trials(trials, objectives)}
+    front = {t.number for t in front_trials(trials, objectives, overrides)}
     status: dict[int, str] = {}
     for t in _evaluated(trials):
         if t.number in front:
             status[t.number] = "front"
         else:
-            status[t.number] = "dominated" if is_feasible(t) else "infeasible"
+            status[t.number] = "dominated" if is_feasible(t, overrides) else "infeasible"
     return status
 
 
-def member_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """A front member as ``front.json`` lists it."""
+def member_record(
+    trial: optuna.trial.FrozenTrial, overrides: Overrides | None = None
+) -> dict[str, Any]:
+    """A front member as ``front.json`` lists it (re-verified numbers where there are any)."""
     attrs = trial.user_attrs
+    remeasured = overrides.get(trial.number) if overrides else None
     return {
         "trial": trial.number,
         "family": attrs["family"],
         "params": attrs["params"],
-        "metrics": attrs["metrics"],
+        "metrics": metrics_of(trial, overrides),
         "model": f"models/trial-{trial.number}.onnx",
         "sha256": attrs["model_sha256"],
         "runtime": attrs["runtime"],
-        "latency": attrs["latency"],
+        "latency": dict(remeasured.details) if remeasured else attrs["latency"],
+        "reverified": remeasured is not None,
+        "search_metrics": attrs["metrics"],
         "parity": attrs["parity"],
         "host": attrs["host"],
     }

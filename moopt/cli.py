@@ -9,6 +9,7 @@ from typing import Any, NoReturn, TextIO
 
 from moopt._config import CLASSIFICATION_SCORERS, make_config, read_config_file
 from moopt._errors import MooptError
+from moopt._front import metrics_of
 from moopt.search import FAMILIES
 from moopt.study import ProgressEvent, Result, optimize
 
@@ -67,8 +68,8 @@ def summary_text(result: Result) -> str:
     extra = [k for k in ("accuracy", "latency_p99_ms", "model_size_kb") if k not in keys]
     header = ["trial", "family", *keys, *extra]
     rows = []
-    for t in sorted(result.front, key=lambda t: -t.user_attrs["metrics"]["accuracy"]):
-        m = t.user_attrs["metrics"]
+    for t in sorted(result.front, key=lambda t: -metrics_of(t, result.overrides)[keys[0]]):
+        m = metrics_of(t, result.overrides)
         rows.append(
             [str(t.number), t.user_attrs["family"], *[f"{m[k]:.4g}" for k in keys + extra]]
         )
@@ -89,6 +90,10 @@ def summary_text(result: Result) -> str:
         f"repeated configurations served from the cache, {_clock(s.elapsed_s)} elapsed; "
         f"the study holds {len(result.study.trials)} trials."
     )
+    if result.reverification is not None:
+        lines.append(result.reverification.summary())
+        for number, reason in sorted(result.reverification.left.items()):
+            lines.append(f"  trial {number} left the front: {reason}")
     if s.exhausted:
         lines.append(
             "The search stopped early: it kept proposing configurations already "

@@ -28,6 +28,7 @@ from objectives._isolation import (
     MeasurementReport,
     default_lock_path,
     measure,
+    measure_interleaved,
     measurement_lock,
 )
 from objectives._latency import REPORTED_PERCENTILES, Latency
@@ -40,6 +41,7 @@ from objectives._stats import (
     SamplingRule,
     min_samples,
     percentile_interval,
+    sample_interleaved,
     sample_latency,
 )
 
@@ -69,10 +71,12 @@ __all__ = [
     "default_lock_path",
     "host_record",
     "measure",
+    "measure_interleaved",
     "measurement_lock",
     "min_samples",
     "open_session",
     "percentile_interval",
     "predict_onnx",
+    "sample_interleaved",
     "sample_latency",
 ]

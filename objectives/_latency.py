@@ -2,16 +2,66 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import resources
 
 from objectives._base import Direction, EvalData, Measurement, OnnxModel, RuntimeSettings
+from objectives._calibration import record_reference, reference_floor
+from objectives._host import host_record
 from objectives._session import batch_of, input_name, open_session
-from objectives._stats import SamplingRule, percentile_interval, sample_latency
+from objectives._stats import SamplingResult, SamplingRule, percentile_interval, sample_interleaved
+
+#: A measurement whose reference ran this much slower than the host's best is contended.
+CONTENDED_SLOWDOWN = 1.15
 
 #: Percentiles reported with every latency measurement.
 REPORTED_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+
+
+#: The reference model, shipped with the package: building it needs ``onnx``, whose import
+#: alone (0.7 s) would double the cost of a measurement.
+REFERENCE_FILE = "reference.onnx"
+
+
+def build_reference_model() -> bytes:
+    """Build the reference model (two 64x64 MatMuls); ``reference.onnx`` holds its bytes."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32) / 8
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w"], ["y"]),
+        ],
+        "moopt-reference",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="moopt"
+    )
+    model.ir_version = 9
+    return bytes(model.SerializeToString())
+
+
+@functools.cache
+def reference_model() -> bytes:
+    """A fixed small ONNX model: the yardstick of the machine's speed."""
+    return (resources.files("objectives") / REFERENCE_FILE).read_bytes()
+
+
+def _reference_run() -> Callable[[], object]:
+    import numpy as np
+
+    session = open_session(reference_model(), RuntimeSettings())
+    feed = {"x": np.ones((1, 64), dtype=np.float32)}
+    return functools.partial(session.run, None, feed)
 
 
 def _key(percentile: float) -> str:
@@ -29,11 +79,16 @@ class Latency:
     Attributes:
         percentile: The percentile the search optimizes (its metric is ``latency_p<P>_ms``).
         rule: When sampling stops.
+        reference: Time a fixed reference model before every block; a session in which it
+            ran more than :data:`CONTENDED_SLOWDOWN` times slower than the fastest recent
+            session on this host kind is flagged ``contended`` (and measured again by
+            :func:`objectives.measure`).
         clock: Monotonic nanoseconds; injectable for tests.
     """
 
     percentile: float = 95.0
     rule: SamplingRule = field(default_factory=SamplingRule)
+    reference: bool = True
     clock: Callable[[], int] = field(default=time.perf_counter_ns, repr=False, compare=False)
     direction: Direction = "minimize"
     unit: str = "ms"
@@ -52,18 +107,37 @@ class Latency:
 
     def measure(self, model: OnnxModel, data: EvalData, settings: RuntimeSettings) -> Measurement:
         """Open a session with ``settings`` and time calls on ``settings.batch_size`` rows."""
-        session = open_session(model.content, settings)
-        feed = {input_name(session): batch_of(data.features, settings.batch_size)}
-        rule = SamplingRule(
-            percentile=self.percentile,
-            rel_tol=self.rule.rel_tol,
-            min_time_s=self.rule.min_time_s,
-            max_time_s=self.rule.max_time_s,
-            hard_cap_s=self.rule.hard_cap_s,
-            warmup_runs=self.rule.warmup_runs,
-            block=self.rule.block,
-        )
-        result = sample_latency(lambda: session.run(None, feed), self.clock, rule)
+        return self.measure_many([model], data, settings)[0]
+
+    def measure_many(
+        self, models: Sequence[OnnxModel], data: EvalData, settings: RuntimeSettings
+    ) -> list[Measurement]:
+        """Time several models interleaved in one session, so that they compare fairly."""
+        batch = batch_of(data.features, settings.batch_size)
+        runs = []
+        for model in models:
+            session = open_session(model.content, settings)
+            feed = {input_name(session): batch}
+            runs.append(functools.partial(session.run, None, feed))
+        rule = replace(self.rule, percentile=self.percentile)
+        if not self.reference:
+            results = sample_interleaved(runs, self.clock, rule)
+            return [self._measurement(r, settings) for r in results]
+        kind = host_record().kind
+        results = sample_interleaved(runs, self.clock, rule, _reference_run())
+        session_ms = results[0].reference_ms
+        floor = reference_floor(kind)
+        if session_ms is not None:
+            record_reference(kind, session_ms)
+            floor = min(floor, session_ms) if floor is not None else session_ms
+        return [self._measurement(r, settings, floor) for r in results]
+
+    def _measurement(
+        self, result: SamplingResult, settings: RuntimeSettings, floor: float | None = None
+    ) -> Measurement:
+        slowdown = None
+        if result.reference_ms is not None and floor:
+            slowdown = round(result.reference_ms / floor, 3)
         values: dict[str, float] = {}
         intervals: dict[str, dict[str, float]] = {}
         for p in sorted({*REPORTED_PERCENTILES, self.percentile}):
@@ -77,6 +151,10 @@ class Latency:
         details = {
             "samples": len(result.samples_ms),
             "stop_reason": result.stop_reason,
+            "reference_ms": result.reference_ms,
+            "reference_floor_ms": floor,
+            "slowdown": slowdown,
+            "contended": slowdown is not None and slowdown > CONTENDED_SLOWDOWN,
             "elapsed_s": round(result.elapsed_s, 4),
             "intervals": intervals,
             "settings": settings.as_dict(),

@@ -12,30 +12,24 @@ import pickle
 import sys
 
 
-def _pin(threads: int) -> None:
-    if not hasattr(os, "sched_setaffinity"):
-        return
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) > threads:
+def _pin(cpus: list[int] | None) -> None:
+    if cpus and hasattr(os, "sched_setaffinity"):
         with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, allowed[-threads:])
+            os.sched_setaffinity(0, cpus)
 
 
 def main(argv: list[str]) -> int:
     """Run one request; returns the exit code."""
     from objectives._base import MeasurementError
-    from objectives._isolation import measure_in_process
+    from objectives._isolation import run_request
 
     request_path, response_path = argv
     # The request was written by the parent moopt process that started this one.
     with open(request_path, "rb") as f:
         request = pickle.load(f)
-    if request["pin"]:
-        _pin(request["settings"].intra_op_threads)
+    _pin(request.get("cpus"))
     try:
-        measured = measure_in_process(
-            request["objectives"], request["model"], request["data"], request["settings"]
-        )
+        measured = run_request(request)
     except MeasurementError as exc:
         print(f"MeasurementError: {exc}", file=sys.stderr)
         return 1

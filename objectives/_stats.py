@@ -7,6 +7,7 @@ fake one.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -84,12 +85,20 @@ def percentile_interval(
 
 @dataclass(frozen=True)
 class SamplingRule:
-    """When adaptive sampling may stop.
+    """When adaptive sampling may stop, and how calls are grouped.
 
     Sampling stops at the first check where at least ``min_time_s`` has passed, the sample
     count reaches what ``percentile`` needs, and the interval's relative half-width is at most
     ``rel_tol``; or, failing that, once ``max_time_s`` has passed and the count suffices; or at
     ``hard_cap_s`` whatever the count (the result is then marked under-sampled).
+
+    Calls are timed in blocks of about ``block_s`` seconds (at most ``max_block`` calls),
+    sized from the warm-up calls; the stopping rule is checked after each block. When several
+    models are interleaved, each block starts with ``switch_warmup`` untimed calls, because the
+    first calls after switching models pay for cold caches that a deployed model does not see.
+
+    With a reference workload, every block is preceded by ``reference_s`` seconds of reference
+    calls, whose medians tell how fast the machine ran while the blocks were timed.
     """
 
     percentile: float = 95.0
@@ -98,16 +107,106 @@ class SamplingRule:
     max_time_s: float = 1.0
     hard_cap_s: float = 10.0
     warmup_runs: int = 10
-    block: int = 32
+    block_s: float = 0.01
+    max_block: int = 2000
+    switch_warmup: int = 3
+    reference_s: float = 0.002
 
 
 @dataclass(frozen=True)
 class SamplingResult:
-    """Latency samples in milliseconds and why sampling stopped."""
+    """Latency samples in milliseconds and why sampling stopped.
+
+    Attributes:
+        samples_ms: Every timed sample (warm-up excluded).
+        stop_reason: ``converged``, ``time_cap`` or ``hard_cap``.
+        elapsed_s: Time spent sampling.
+        reference_ms: Median over blocks of the reference workload's per-block median (None
+            without a reference): how fast the machine ran meanwhile.
+    """
 
     samples_ms: tuple[float, ...]
     stop_reason: str
     elapsed_s: float
+    reference_ms: float | None = None
+
+
+def _block_size(
+    run_once: Callable[[], object], clock: Callable[[], int], runs: int, seconds: float, most: int
+) -> int:
+    durations = []
+    for _ in range(max(runs, 1)):
+        t0 = clock()
+        run_once()
+        durations.append(clock() - t0)
+    per_call_s = max(statistics.median(durations), 1) / 1e9
+    return max(1, min(most, round(seconds / per_call_s)))
+
+
+def _timed(run_once: Callable[[], object], clock: Callable[[], int], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = clock()
+        run_once()
+        out.append((clock() - t0) / 1e6)
+    return out
+
+
+def sample_interleaved(
+    runs: Sequence[Callable[[], object]],
+    clock: Callable[[], int],
+    rule: SamplingRule,
+    reference: Callable[[], object] | None = None,
+) -> list[SamplingResult]:
+    """Time several workloads interleaved (A B C A B C ...) until ``rule`` is met for all.
+
+    Each round times a block of about ``rule.block_s`` seconds of every workload in turn, so
+    slow drifts of the machine hit every workload alike: their ratios are fair even when their
+    absolute values move. The time limits scale with the number of workloads.
+
+    Args:
+        runs: One inference call per workload.
+        clock: Monotonic nanoseconds (``time.perf_counter_ns`` in real use).
+        rule: Stopping rule, applied to every workload.
+        reference: A fixed workload timed before every block, or None.
+
+    Returns:
+        One result per workload, in order, with the shared stop reason.
+    """
+    needed = min_samples(rule.percentile)
+    sizes = [_block_size(r, clock, rule.warmup_runs, rule.block_s, rule.max_block) for r in runs]
+    ref_size = (
+        _block_size(reference, clock, rule.warmup_runs, rule.reference_s, rule.max_block)
+        if reference is not None
+        else 0
+    )
+    # Blocks that follow another workload (or the reference) start with untimed calls.
+    switch_warmup = rule.switch_warmup if len(runs) > 1 or reference is not None else 0
+    samples: list[list[float]] = [[] for _ in runs]
+    ref_medians: list[float] = []
+    max_time, hard_cap = rule.max_time_s * len(runs), rule.hard_cap_s * len(runs)
+    start = clock()
+
+    def done(reason: str, elapsed: float) -> list[SamplingResult]:
+        ref = statistics.median(ref_medians) if ref_medians else None
+        return [SamplingResult(tuple(s), reason, elapsed, ref) for s in samples]
+
+    while True:
+        for run_once, kept, size in zip(runs, samples, sizes, strict=True):
+            if reference is not None:
+                ref_medians.append(statistics.median(_timed(reference, clock, ref_size)))
+            for _ in range(switch_warmup):
+                run_once()
+            kept.extend(_timed(run_once, clock, size))
+        elapsed = (clock() - start) / 1e9
+        if min(len(s) for s in samples) >= needed and elapsed >= rule.min_time_s:
+            widths = [percentile_interval(s, rule.percentile).relative_half_width for s in samples]
+            if max(widths) <= rule.rel_tol:
+                return done("converged", elapsed)
+            if elapsed >= max_time:
+                return done("time_cap", elapsed)
+        if elapsed >= hard_cap:
+            return done("hard_cap", elapsed)
 
 
 def sample_latency(
@@ -124,23 +223,4 @@ def sample_latency(
         Every timed sample (warm-up excluded) and the stop reason: ``converged``,
         ``time_cap`` or ``hard_cap``.
     """
-    needed = min_samples(rule.percentile)
-    for _ in range(rule.warmup_runs):
-        run_once()
-    samples: list[float] = []
-    start = clock()
-    while True:
-        for _ in range(rule.block):
-            t0 = clock()
-            run_once()
-            samples.append((clock() - t0) / 1e6)
-        elapsed = (clock() - start) / 1e9
-        enough = len(samples) >= needed
-        if enough and elapsed >= rule.min_time_s:
-            interval = percentile_interval(samples, rule.percentile)
-            if interval.relative_half_width <= rule.rel_tol:
-                return SamplingResult(tuple(samples), "converged", elapsed)
-            if elapsed >= rule.max_time_s:
-                return SamplingResult(tuple(samples), "time_cap", elapsed)
-        if elapsed >= rule.hard_cap_s:
-            return SamplingResult(tuple(samples), "hard_cap", elapsed)
+    return sample_interleaved([run_once], clock, rule)[0]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,3 +59,15 @@ def large_model(digits: tuple[np.ndarray, ...]) -> Fitted:
 def holdout(digits: tuple[np.ndarray, ...]) -> EvalData:
     _, xte, _, yte = digits
     return EvalData(xte, yte)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the host's reference-speed history of the test run out of the user's cache."""
+    old = os.environ.get("MOOPT_CACHE_DIR")
+    os.environ["MOOPT_CACHE_DIR"] = str(tmp_path_factory.mktemp("moopt-cache"))
+    yield
+    if old is None:
+        os.environ.pop("MOOPT_CACHE_DIR", None)
+    else:
+        os.environ["MOOPT_CACHE_DIR"] = old

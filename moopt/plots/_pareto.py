@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from moopt._front import ObjectiveInfo, trial_status
+from moopt._front import ObjectiveInfo, Overrides, constraints_of, metrics_of, trial_status
 
 if TYPE_CHECKING:
     import optuna
@@ -72,16 +72,19 @@ def _label(o: ObjectiveInfo) -> str:
     return f"{o.name} ({o.unit})" if o.unit else o.name
 
 
-def _hover(trial: optuna.trial.FrozenTrial) -> str:
+def _hover(trial: optuna.trial.FrozenTrial, overrides: Overrides | None) -> str:
     attrs = trial.user_attrs
-    metrics = attrs.get("metrics", {})
-    lines = [f"trial {trial.number}: {attrs.get('family', '?')}"]
-    lines += [f"{k} = {v:.4g}" for k, v in sorted(metrics.items())]
+    reverified = bool(overrides and trial.number in overrides)
+    lines = [
+        f"trial {trial.number}: {attrs.get('family', '?')}"
+        + (" (re-verified)" if reverified else "")
+    ]
+    lines += [f"{k} = {v:.4g}" for k, v in sorted(metrics_of(trial, overrides).items())]
     lines += [
         f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
         for k, v in sorted(attrs.get("params", {}).items())
     ]
-    violated = [k for k, v in trial.constraints.items() if v > 0]
+    violated = [k for k, v in constraints_of(trial, overrides).items() if v > 0]
     if violated:
         lines.append("breaks: " + ", ".join(violated))
     return "<br>".join(lines)
@@ -91,16 +94,20 @@ def pareto_data(
     trials: Sequence[optuna.trial.FrozenTrial],
     objectives: Sequence[ObjectiveInfo],
     budgets: Mapping[str, float],
+    overrides: Overrides | None = None,
 ) -> ParetoData:
-    """Classify every evaluated trial as front, dominated or infeasible, ready to draw."""
-    status = trial_status(trials, objectives)
+    """Classify every evaluated trial as front, dominated or infeasible, ready to draw.
+
+    Re-verified numbers (``overrides``) replace the search's where there are any.
+    """
+    status = trial_status(trials, objectives, overrides)
     points = tuple(
         PlotPoint(
             t.number,
             str(t.user_attrs["family"]),
             status[t.number],
-            tuple(float(t.user_attrs["metrics"][o.name]) for o in objectives),
-            _hover(t),
+            tuple(float(metrics_of(t, overrides)[o.name]) for o in objectives),
+            _hover(t, overrides),
         )
         for t in trials
         if t.number in status

@@ -6,14 +6,14 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from moopt._config import Config, make_config
 from moopt._data import load_dataset, split
 from moopt._errors import CandidateError, StudyError
-from moopt._front import ObjectiveInfo, front_trials
+from moopt._front import ObjectiveInfo, Remeasured, front_trials
 from moopt._version import __version__
 from moopt.search import FAMILY_PARAM, resolve_space, suggest
 from moopt.study._storage import open_storage, storage_description
@@ -29,8 +29,13 @@ from objectives import (
     SamplingRule,
 )
 
+if TYPE_CHECKING:
+    from moopt._reverify import Reverification
+
 #: Study user attribute holding moopt's record of the run (settings, data, objectives).
 STUDY_ATTR = "moopt"
+#: Study user attribute holding the last re-verification of the front.
+REVERIFY_ATTR = "moopt.reverification"
 #: Proposals per wanted evaluation before the search gives up on finding new configurations.
 _MAX_ASKS_PER_EVALUATION = 20
 
@@ -78,6 +83,12 @@ class Result:
     front: tuple[optuna.trial.FrozenTrial, ...]
     summary: RunSummary
     record: Mapping[str, Any]
+    reverification: Reverification | None = None
+
+    @property
+    def overrides(self) -> Mapping[int, Remeasured] | None:
+        """Re-verified numbers of the front members, by trial (None when not re-verified)."""
+        return self.reverification.remeasured if self.reverification else None
 
 
 def default_objectives(config: Config) -> list[Objective]:
@@ -206,14 +217,17 @@ def optimize(
     study = _open_study(config, record, [o.direction for o in objs])
     study.sampler = _sampler(config, study)
     summary = _search(study, ctx, config.trials, progress)
-    result = Result(
-        study,
-        config,
-        ctx.infos,
-        tuple(front_trials(study.trials, ctx.infos)),
-        summary,
-        study.user_attrs[STUDY_ATTR],
-    )
+    reverification = None
+    if config.reverify and not summary.interrupted:
+        from moopt._reverify import reverify
+
+        latency = next(o for o in objs if isinstance(o, Latency))
+        reverification = reverify(study.trials, ctx, latency)
+        study.set_user_attr(REVERIFY_ATTR, reverification.as_dict())
+    overrides = reverification.remeasured if reverification else None
+    front = tuple(front_trials(study.trials, ctx.infos, overrides))
+    record = study.user_attrs[STUDY_ATTR]
+    result = Result(study, config, ctx.infos, front, summary, record, reverification)
     if write:
         from moopt._export import write_outputs
 

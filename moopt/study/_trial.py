@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from moopt._config import Budgets
-from moopt._errors import CandidateError
+from moopt._errors import CandidateError, StudyError
 from moopt._front import ObjectiveInfo
 from moopt.search import Candidate, Family, convert, fit
 from objectives import (
@@ -139,6 +139,7 @@ def evaluate(trial: optuna.Trial, candidate: Candidate, ctx: SearchContext) -> l
     )
     trial.set_user_attr("parity", parity.as_dict())
     trial.set_user_attr("host", report.host.as_dict())
+    trial.set_user_attr("measurement", {"pinned_cpus": report.cpus, "repeats": report.repeats})
     trial.set_user_attr(
         "seconds",
         {"fit": round(fit_s, 4), "convert": round(convert_s, 4), "measure": round(measure_s, 4)},
@@ -160,3 +161,25 @@ def replay_cached(trial: optuna.Trial, source: optuna.trial.FrozenTrial) -> list
     for key, value in source.constraints.items():
         trial.set_constraint(key, value)
     return list(source.values)
+
+
+def load_model(trial: optuna.trial.FrozenTrial, ctx: SearchContext) -> OnnxModel:
+    """The trial's ONNX model: from the artifact store, or rebuilt and checked by its hash.
+
+    Raises:
+        StudyError: The model is not stored here and rebuilding it gives another model.
+    """
+    sha = trial.user_attrs["model_sha256"]
+    path = artifact_path(ctx.artifacts, sha)
+    if path.exists():
+        return OnnxModel(path.read_bytes())
+    candidate = Candidate(trial.user_attrs["family"], trial.user_attrs["params"])
+    _, model, _, _ = build_model(candidate, ctx)
+    if model.sha256 != sha:
+        raise StudyError(
+            f"Trial {trial.number}'s model is not in {ctx.artifacts} and rebuilding it gave a "
+            f"different model (sha256 {model.sha256[:12]} instead of {sha[:12]}); run this "
+            "from the machine that measured it."
+        )
+    store_artifact(ctx.artifacts, model)
+    return model

@@ -40,3 +40,22 @@ def test_memory_is_measured_by_the_kernel_high_water_mark(large_model, holdout) 
     assert details["method"] == "VmHWM after clear_refs"
     assert details["baseline_mb"] > 10  # python + numpy + onnxruntime, not counted
     assert report.values()["model_size_kb"] == pytest.approx(large_model.model.size_kb)
+
+
+def test_shipped_reference_model_is_the_documented_one() -> None:
+    from objectives._latency import build_reference_model, reference_model
+
+    assert reference_model() == build_reference_model()
+
+
+def test_latency_flags_a_contended_machine(small_model, holdout, tmp_path, monkeypatch) -> None:
+    """A host floor far below what this session sees makes the session 'contended'."""
+    from objectives import host_record
+    from objectives._calibration import record_reference
+
+    monkeypatch.setenv("MOOPT_CACHE_DIR", str(tmp_path))
+    quiet = Latency().measure(small_model.model, holdout, RuntimeSettings())
+    assert quiet.details["slowdown"] == 1.0 and quiet.details["contended"] is False
+    record_reference(host_record().kind, quiet.details["reference_ms"] / 3)
+    contended = Latency().measure(small_model.model, holdout, RuntimeSettings())
+    assert contended.details["slowdown"] > 2 and contended.details["contended"] is True

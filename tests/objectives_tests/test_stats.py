@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from objectives import SamplingRule, min_samples, percentile_interval, sample_latency
+from objectives import (
+    SamplingRule,
+    min_samples,
+    percentile_interval,
+    sample_interleaved,
+    sample_latency,
+)
 
 
 class FakeClock:
@@ -57,10 +63,10 @@ def test_interval_coverage_is_honest() -> None:
 
 def test_constant_timer_converges_at_the_minimum_count() -> None:
     clock = FakeClock([1_000_000])  # every call 1 ms
-    rule = SamplingRule(percentile=95, min_time_s=0.0, block=10, warmup_runs=5)
+    rule = SamplingRule(percentile=95, min_time_s=0.0, block_s=0.01, warmup_runs=5)
     result = sample_latency(clock.run_once, clock, rule)
     assert result.stop_reason == "converged"
-    assert len(result.samples_ms) == 130  # first block boundary at or past 130
+    assert len(result.samples_ms) == 130  # blocks of 10 ms = 10 calls; first boundary >= 130
     assert set(result.samples_ms) == {1.0}
     assert clock.calls == 5 + 130  # warm-up runs are not kept
 
@@ -69,7 +75,7 @@ def test_noisy_timer_stops_at_the_time_cap_with_enough_samples() -> None:
     # Log-normal call times with a wide spread: p95's interval never gets within 0.01%.
     rng = np.random.default_rng(2)
     clock = FakeClock([int(d) for d in rng.lognormal(np.log(1e6), 0.8, 4096)])
-    rule = SamplingRule(percentile=95, rel_tol=0.0001, max_time_s=2.0, block=16)
+    rule = SamplingRule(percentile=95, rel_tol=0.0001, max_time_s=2.0, block_s=0.016)
     result = sample_latency(clock.run_once, clock, rule)
     assert result.stop_reason == "time_cap"
     assert len(result.samples_ms) >= 130
@@ -78,7 +84,31 @@ def test_noisy_timer_stops_at_the_time_cap_with_enough_samples() -> None:
 
 def test_slow_model_is_marked_under_sampled_at_the_hard_cap() -> None:
     clock = FakeClock([500_000_000])  # 0.5 s per call: 130 samples would take a minute
-    rule = SamplingRule(percentile=95, max_time_s=1.0, hard_cap_s=5.0, block=4, warmup_runs=1)
+    rule = SamplingRule(percentile=95, max_time_s=1.0, hard_cap_s=5.0, block_s=2.0, warmup_runs=1)
     result = sample_latency(clock.run_once, clock, rule)
     assert result.stop_reason == "hard_cap"
     assert len(result.samples_ms) < 130
+
+
+def test_interleaving_gives_each_model_equal_time_and_drops_switch_warmups() -> None:
+    clock = FakeClock([0])
+    calls = {"fast": 0, "slow": 0}
+
+    def run(name: str, ns: int):
+        def once() -> None:
+            clock.now += ns
+            calls[name] += 1
+
+        return once
+
+    rule = SamplingRule(
+        percentile=95, min_time_s=0.0, block_s=0.01, warmup_runs=4, switch_warmup=2
+    )
+    fast, slow = sample_interleaved([run("fast", 100_000), run("slow", 2_000_000)], clock, rule)
+    assert fast.stop_reason == slow.stop_reason == "converged"
+    assert set(fast.samples_ms) == {0.1} and set(slow.samples_ms) == {2.0}
+    # A block is ~10 ms of calls: 100 fast calls or 5 slow ones, each block after 2 untimed calls.
+    assert len(fast.samples_ms) / len(slow.samples_ms) == 20
+    rounds = len(slow.samples_ms) // 5
+    assert calls["slow"] == 4 + rounds * (2 + 5)
+    assert len(slow.samples_ms) >= 130
