@@ -283,15 +283,15 @@ def measure(
     local = [o for o in objectives if not o.isolated]
     isolated = [o for o in objectives if o.isolated]
     results = {m.objective: m for m in measure_in_process(local, model, data, settings)}
-    host, repeats, cpus = host_record(), 0, None
-    if isolated:
-        request = {
-            "kind": "objectives",
-            "objectives": isolated,
-            "model": model,
-            "data": data,
-            "settings": settings,
-        }
-        measured, host, repeats, cpus = _isolated(request, isolation)
-        results.update({m.objective: m for m in measured})
+    if not isolated:
+        return MeasurementReport(results, host_record())
+    request = {
+        "kind": "objectives",
+        "objectives": isolated,
+        "model": model,
+        "data": data,
+        "settings": settings,
+    }
+    measured, host, repeats, cpus = _isolated(request, isolation)
+    results.update({m.objective: m for m in measured})
     return MeasurementReport(results, host, repeats, cpus)

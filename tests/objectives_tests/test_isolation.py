@@ -93,3 +93,28 @@ def test_host_record_names_the_machine() -> None:
         "load_average",
         "overloaded",
     }
+
+
+def test_an_overloaded_host_is_measured_again(monkeypatch, small_model, holdout) -> None:
+    """The host record is faked (a unit-level fake): the first reading says overloaded."""
+    import dataclasses
+
+    import objectives._isolation as isolation_module
+    from objectives import Latency
+
+    real = isolation_module.host_record
+    readings: list[bool] = []
+
+    def fake_host_record():
+        record = real()
+        if not readings:
+            record = dataclasses.replace(record, load_average=(99.0, 9.0, 9.0))
+        readings.append(record.overloaded)
+        return record
+
+    monkeypatch.setattr(isolation_module, "host_record", fake_host_record)
+    report = measure([Latency()], small_model.model, holdout, RuntimeSettings())
+    assert readings[0] is True
+    assert report.repeats >= 1
+    assert report.host.overloaded is False  # the undisturbed attempt is the one kept
+    assert report.host.as_dict()["overloaded"] is False
