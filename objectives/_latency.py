@@ -14,9 +14,6 @@ from objectives._host import host_record
 from objectives._session import batch_of, input_name, open_session
 from objectives._stats import SamplingResult, SamplingRule, percentile_interval, sample_interleaved
 
-#: A measurement whose reference ran this much slower than the host's best is contended.
-CONTENDED_SLOWDOWN = 1.15
-
 #: Percentiles reported with every latency measurement.
 REPORTED_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 
@@ -79,10 +76,10 @@ class Latency:
     Attributes:
         percentile: The percentile the search optimizes (its metric is ``latency_p<P>_ms``).
         rule: When sampling stops.
-        reference: Time a fixed reference model before every block; a session in which it
-            ran more than :data:`CONTENDED_SLOWDOWN` times slower than the fastest recent
-            session on this host kind is flagged ``contended`` (and measured again by
-            :func:`objectives.measure`).
+        reference: Time a fixed reference model before every block and keep the blocks
+            timed while the machine ran at its best (see :func:`objectives.sample_interleaved`);
+            a session with too few such blocks is flagged ``contended`` and measured again by
+            :func:`objectives.measure`.
         clock: Monotonic nanoseconds; injectable for tests.
     """
 
@@ -124,20 +121,16 @@ class Latency:
             results = sample_interleaved(runs, self.clock, rule)
             return [self._measurement(r, settings) for r in results]
         kind = host_record().kind
-        results = sample_interleaved(runs, self.clock, rule, _reference_run())
-        session_ms = results[0].reference_ms
         floor = reference_floor(kind)
-        if session_ms is not None:
-            record_reference(kind, session_ms)
-            floor = min(floor, session_ms) if floor is not None else session_ms
-        return [self._measurement(r, settings, floor) for r in results]
+        results = sample_interleaved(runs, self.clock, rule, _reference_run(), floor)
+        if results[0].reference_min_ms is not None:
+            record_reference(kind, results[0].reference_min_ms)
+        return [self._measurement(r, settings) for r in results]
 
-    def _measurement(
-        self, result: SamplingResult, settings: RuntimeSettings, floor: float | None = None
-    ) -> Measurement:
+    def _measurement(self, result: SamplingResult, settings: RuntimeSettings) -> Measurement:
         slowdown = None
-        if result.reference_ms is not None and floor:
-            slowdown = round(result.reference_ms / floor, 3)
+        if result.reference_ms is not None and result.reference_best_ms:
+            slowdown = round(result.reference_ms / result.reference_best_ms, 3)
         values: dict[str, float] = {}
         intervals: dict[str, dict[str, float]] = {}
         for p in sorted({*REPORTED_PERCENTILES, self.percentile}):
@@ -151,10 +144,12 @@ class Latency:
         details = {
             "samples": len(result.samples_ms),
             "stop_reason": result.stop_reason,
+            "estimator": result.estimator,
+            "quiet_share": round(result.quiet_share, 3),
             "reference_ms": result.reference_ms,
-            "reference_floor_ms": floor,
+            "reference_best_ms": result.reference_best_ms,
             "slowdown": slowdown,
-            "contended": slowdown is not None and slowdown > CONTENDED_SLOWDOWN,
+            "contended": result.estimator == "normalized",
             "elapsed_s": round(result.elapsed_s, 4),
             "intervals": intervals,
             "settings": settings.as_dict(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -98,7 +98,7 @@ class SamplingRule:
     first calls after switching models pay for cold caches that a deployed model does not see.
 
     With a reference workload, every block is preceded by ``reference_s`` seconds of reference
-    calls, whose medians tell how fast the machine ran while the blocks were timed.
+    calls; a block is *quiet* when the reference ran within ``quiet_tol`` of its best.
     """
 
     percentile: float = 95.0
@@ -111,24 +111,61 @@ class SamplingRule:
     max_block: int = 2000
     switch_warmup: int = 3
     reference_s: float = 0.002
+    quiet_tol: float = 0.10
 
 
 @dataclass(frozen=True)
 class SamplingResult:
-    """Latency samples in milliseconds and why sampling stopped.
+    """Latency samples in milliseconds, how they were chosen, and why sampling stopped.
 
     Attributes:
-        samples_ms: Every timed sample (warm-up excluded).
+        samples_ms: The samples the percentiles come from (see ``estimator``).
         stop_reason: ``converged``, ``time_cap`` or ``hard_cap``.
         elapsed_s: Time spent sampling.
-        reference_ms: Median over blocks of the reference workload's per-block median (None
-            without a reference): how fast the machine ran meanwhile.
+        estimator: ``all`` (no reference: every sample), ``quiet`` (only blocks timed while
+            the reference ran within ``quiet_tol`` of the machine's best) or ``normalized``
+            (too few quiet blocks: every block scaled by best / its reference time).
+        quiet_share: Share of blocks that were quiet.
+        reference_ms: Median of the reference's per-block medians (None without a reference).
+        reference_best_ms: The best the reference ran, here or (``reference_floor_ms``) before.
+        reference_min_ms: The best the reference ran in this session (what a history of the
+            machine's speed should record).
     """
 
     samples_ms: tuple[float, ...]
     stop_reason: str
     elapsed_s: float
+    estimator: str = "all"
+    quiet_share: float = 1.0
     reference_ms: float | None = None
+    reference_best_ms: float | None = None
+    reference_min_ms: float | None = None
+
+
+@dataclass
+class _Blocks:
+    """One workload's timed blocks, each with the reference median timed just before it."""
+
+    samples: list[list[float]] = field(default_factory=list)
+    reference: list[float] = field(default_factory=list)
+
+    def every(self) -> list[float]:
+        return [x for block in self.samples for x in block]
+
+    def quiet(self, best: float, tol: float) -> list[float]:
+        return [
+            x
+            for block, ref in zip(self.samples, self.reference, strict=True)
+            if ref <= best * (1.0 + tol)
+            for x in block
+        ]
+
+    def normalized(self, best: float) -> list[float]:
+        return [
+            x * best / ref
+            for block, ref in zip(self.samples, self.reference, strict=True)
+            for x in block
+        ]
 
 
 def _block_size(
@@ -157,6 +194,7 @@ def sample_interleaved(
     clock: Callable[[], int],
     rule: SamplingRule,
     reference: Callable[[], object] | None = None,
+    reference_floor_ms: float | None = None,
 ) -> list[SamplingResult]:
     """Time several workloads interleaved (A B C A B C ...) until ``rule`` is met for all.
 
@@ -164,11 +202,20 @@ def sample_interleaved(
     slow drifts of the machine hit every workload alike: their ratios are fair even when their
     absolute values move. The time limits scale with the number of workloads.
 
+    With a ``reference`` workload, each block is preceded by ``rule.reference_s`` seconds of
+    reference calls. Shared machines run slower for stretches of a second or more when a
+    neighbour competes for the core; blocks timed while the reference ran within
+    ``rule.quiet_tol`` of its best are *quiet*, and the percentiles come from quiet blocks. If
+    too few blocks were quiet by the time cap, every block is scaled by how much slower the
+    reference ran around it (estimator ``normalized``).
+
     Args:
         runs: One inference call per workload.
         clock: Monotonic nanoseconds (``time.perf_counter_ns`` in real use).
         rule: Stopping rule, applied to every workload.
         reference: A fixed workload timed before every block, or None.
+        reference_floor_ms: The best this machine ran the reference before (so that a session
+            slowed from start to end is recognised), or None.
 
     Returns:
         One result per workload, in order, with the shared stop reason.
@@ -182,31 +229,68 @@ def sample_interleaved(
     )
     # Blocks that follow another workload (or the reference) start with untimed calls.
     switch_warmup = rule.switch_warmup if len(runs) > 1 or reference is not None else 0
-    samples: list[list[float]] = [[] for _ in runs]
-    ref_medians: list[float] = []
+    blocks = [_Blocks() for _ in runs]
     max_time, hard_cap = rule.max_time_s * len(runs), rule.hard_cap_s * len(runs)
     start = clock()
 
-    def done(reason: str, elapsed: float) -> list[SamplingResult]:
-        ref = statistics.median(ref_medians) if ref_medians else None
-        return [SamplingResult(tuple(s), reason, elapsed, ref) for s in samples]
+    def best() -> float | None:
+        refs = [r for b in blocks for r in b.reference]
+        if not refs:
+            return None
+        return min(refs + ([reference_floor_ms] if reference_floor_ms else []))
+
+    def chosen(b: _Blocks, quiet_enough: bool) -> tuple[list[float], str]:
+        top = best()
+        if top is None:
+            return b.every(), "all"
+        if quiet_enough:
+            return b.quiet(top, rule.quiet_tol), "quiet"
+        return b.normalized(top), "normalized"
+
+    def done(reason: str, elapsed: float, quiet_enough: bool) -> list[SamplingResult]:
+        top = best()
+        own = min((r for b in blocks for r in b.reference), default=None)
+        results = []
+        for b in blocks:
+            samples, estimator = chosen(b, quiet_enough)
+            quiet = [r <= top * (1 + rule.quiet_tol) for r in b.reference] if top else [True]
+            results.append(
+                SamplingResult(
+                    tuple(samples),
+                    reason,
+                    elapsed,
+                    estimator,
+                    sum(quiet) / len(quiet),
+                    statistics.median(b.reference) if b.reference else None,
+                    top,
+                    own,
+                )
+            )
+        return results
 
     while True:
-        for run_once, kept, size in zip(runs, samples, sizes, strict=True):
+        for run_once, kept, size in zip(runs, blocks, sizes, strict=True):
             if reference is not None:
-                ref_medians.append(statistics.median(_timed(reference, clock, ref_size)))
+                kept.reference.append(statistics.median(_timed(reference, clock, ref_size)))
             for _ in range(switch_warmup):
                 run_once()
-            kept.extend(_timed(run_once, clock, size))
+            kept.samples.append(_timed(run_once, clock, size))
         elapsed = (clock() - start) / 1e9
-        if min(len(s) for s in samples) >= needed and elapsed >= rule.min_time_s:
-            widths = [percentile_interval(s, rule.percentile).relative_half_width for s in samples]
+        top = best()
+        if top is None:
+            pools = [b.every() for b in blocks]
+        else:
+            pools = [b.quiet(top, rule.quiet_tol) for b in blocks]
+        quiet_enough = min(len(p) for p in pools) >= needed
+        if quiet_enough and elapsed >= rule.min_time_s:
+            widths = [percentile_interval(p, rule.percentile).relative_half_width for p in pools]
             if max(widths) <= rule.rel_tol:
-                return done("converged", elapsed)
+                return done("converged", elapsed, True)
             if elapsed >= max_time:
-                return done("time_cap", elapsed)
-        if elapsed >= hard_cap:
-            return done("hard_cap", elapsed)
+                return done("time_cap", elapsed, True)
+        enough = min(len(b.every()) for b in blocks) >= needed
+        if elapsed >= hard_cap or (elapsed >= max_time and enough):
+            return done("hard_cap" if elapsed >= hard_cap else "time_cap", elapsed, quiet_enough)
 
 
 def sample_latency(

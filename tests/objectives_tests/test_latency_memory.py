@@ -55,7 +55,7 @@ def test_latency_flags_a_contended_machine(small_model, holdout, tmp_path, monke
 
     monkeypatch.setenv("MOOPT_CACHE_DIR", str(tmp_path))
     quiet = Latency().measure(small_model.model, holdout, RuntimeSettings())
-    assert quiet.details["slowdown"] == 1.0 and quiet.details["contended"] is False
+    assert quiet.details["slowdown"] < 1.15 and quiet.details["contended"] is False
     record_reference(host_record().kind, quiet.details["reference_ms"] / 10)
     contended = Latency().measure(small_model.model, holdout, RuntimeSettings())
     assert contended.details["slowdown"] > 3 and contended.details["contended"] is True
