@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from moopt._errors import ConfigError
-from moopt.search import FAMILIES
+from moopt.search import FAMILIES, SAMPLERS
 from objectives import GraphOptimization
 
 GRAPH_LEVELS = ("disable", "basic", "extended", "all")
@@ -48,6 +48,7 @@ class Config:
     stratify: bool = True
     families: tuple[str, ...] = tuple(FAMILIES)
     scorer: str = "accuracy"
+    sampler: str = "nsga2"
     trials: int = 100
     seed: int = 0
     population_size: int | None = None
@@ -198,6 +199,13 @@ def make_config(values: Mapping[str, Any]) -> Config:
         out["stratify"] = v["stratify"]
     if "families" in v:
         out["families"] = _families(v["families"])
+    if "sampler" in v:
+        if v["sampler"] not in SAMPLERS:
+            raise ConfigError(
+                f"The 'sampler' setting must be one of {', '.join(SAMPLERS)}. "
+                f"Got {v['sampler']!r} instead."
+            )
+        out["sampler"] = v["sampler"]
     if "scorer" in v:
         if v["scorer"] not in CLASSIFICATION_SCORERS:
             raise ConfigError(

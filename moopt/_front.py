@@ -157,3 +157,38 @@ def member_record(
         "parity": attrs["parity"],
         "host": attrs["host"],
     }
+
+
+def hypervolume(points: np.ndarray, reference: Sequence[float]) -> float:
+    """Volume dominated by ``points`` and bounded by ``reference`` (every column minimized).
+
+    Exact, by slicing along the last objective (fine for the few hundred points of a front).
+    Points not strictly better than the reference in every objective add nothing.
+    """
+    ref = np.asarray(reference, dtype=float)
+    pts = np.asarray(points, dtype=float).reshape(-1, len(ref))
+    pts = pts[(pts < ref).all(axis=1)]
+    if len(pts) == 0:
+        return 0.0
+    return _slice_volume(pts, ref)
+
+
+def _slice_volume(pts: np.ndarray, ref: np.ndarray) -> float:
+    if len(ref) == 1:
+        return float(ref[0] - pts[:, 0].min())
+    if len(ref) == 2:
+        volume, best_y = 0.0, ref[1]
+        for x, y in sorted(map(tuple, pts)):
+            if y < best_y:
+                volume += (ref[0] - x) * (best_y - y)
+                best_y = y
+        return volume
+    order = np.argsort(pts[:, -1])
+    pts = pts[order]
+    volume = 0.0
+    for i in range(len(pts)):
+        top = pts[i + 1, -1] if i + 1 < len(pts) else ref[-1]
+        depth = top - pts[i, -1]
+        if depth > 0:
+            volume += depth * _slice_volume(pts[: i + 1, :-1], ref[:-1])
+    return float(volume)

@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TextIO
 from moopt._config import CLASSIFICATION_SCORERS, make_config, read_config_file
 from moopt._errors import MooptError
 from moopt._front import metrics_of
-from moopt.search import FAMILIES
+from moopt.search import FAMILIES, SAMPLERS
 from moopt.study import ProgressEvent, Result, optimize
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
@@ -122,6 +122,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         help=f"model families to search (default: all of {','.join(FAMILIES)})",
     )
     p.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        help="search strategy (default nsga2: moopt's NSGA-II; grid is the exhaustive baseline)",
+    )
+    p.add_argument(
         "--scorer",
         choices=CLASSIFICATION_SCORERS,
         help="quality objective, computed from the ONNX outputs (default accuracy)",
@@ -171,6 +176,28 @@ def build_parser() -> argparse.ArgumentParser:
         "codes: 0 done, 2 bad input, 130 interrupted (the output folder is still written).",
     )
     _add_run_flags(run)
+    replay = commands.add_parser(
+        "replay",
+        help="run a search strategy against a table of measured configurations",
+        description="Run the search against a CSV of pre-measured configurations (one row per "
+        "configuration: a 'family' column, hyperparameter columns, objective columns) instead "
+        "of training, so strategies compare in seconds. Writes one JSON line per distinct row "
+        'evaluated: {"row": <0-based data row>, "values": {...}}. Exit codes: 0 done, '
+        "2 bad input.",
+    )
+    replay.add_argument("--table", required=True, metavar="FILE.csv")
+    replay.add_argument(
+        "--objectives",
+        required=True,
+        metavar="NAME:max|min,...",
+        help='e.g. "accuracy:max,latency_ms:min,size_kb:min"',
+    )
+    replay.add_argument(
+        "--budget", required=True, type=int, metavar="N", help="distinct rows to evaluate"
+    )
+    replay.add_argument("--seed", type=int, default=0, metavar="S")
+    replay.add_argument("--sampler", choices=SAMPLERS, default="nsga2")
+    replay.add_argument("--out", required=True, metavar="FILE.jsonl")
     return parser
 
 
@@ -203,6 +230,20 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    from moopt._replay import load_table, parse_objectives, replay, write_jsonl
+    from moopt.search import Strategy
+
+    table = load_table(args.table, parse_objectives(args.objectives))
+    records = replay(table, args.budget, args.seed, Strategy(args.sampler))
+    write_jsonl(records, args.out)
+    out.write(
+        f"Evaluated {len(records)} distinct rows of {len(table.rows)} with {args.sampler}; "
+        f"wrote {args.out}.\n"
+    )
+    return EXIT_OK
+
+
 def main(
     argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -217,6 +258,8 @@ def main(
     if args.command is None:
         args = parser.parse_args(["run", *(argv or [])])
     try:
+        if args.command == "replay":
+            return _replay(args, out)
         return _run(args, out, err)
     except MooptError as exc:
         err.write(f"moopt: error: {exc}\n")

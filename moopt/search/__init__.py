@@ -12,18 +12,34 @@ from moopt.search._space import (
     Param,
     resolve_space,
 )
+from moopt.search._strategy import (
+    SAMPLERS,
+    Strategy,
+    first_trials,
+    grid_design,
+    initial_design,
+    make_sampler,
+    population_for,
+)
 
 __all__ = [
     "FAMILIES",
     "FAMILY_PARAM",
+    "SAMPLERS",
     "Candidate",
     "Choice",
     "Family",
     "FloatRange",
     "IntRange",
     "Param",
+    "Strategy",
     "convert",
+    "first_trials",
     "fit",
+    "grid_design",
+    "initial_design",
+    "make_sampler",
+    "population_for",
     "resolve_space",
     "suggest",
 ]

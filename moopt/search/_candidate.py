@@ -32,9 +32,7 @@ class Candidate:
         return json.dumps({"family": self.family, "params": dict(self.params)}, sort_keys=True)
 
 
-def suggest(trial: optuna.trial.BaseTrial, space: Mapping[str, Family]) -> Candidate:
-    """Ask ``trial`` for a family, then for that family's hyperparameters."""
-    family = space[trial.suggest_categorical(FAMILY_PARAM, list(space))]
+def _suggest_family(trial: optuna.trial.BaseTrial, family: Family) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, rng in family.params.items():
         full = f"{family.name}.{name}"
@@ -44,6 +42,27 @@ def suggest(trial: optuna.trial.BaseTrial, space: Mapping[str, Family]) -> Candi
             params[name] = trial.suggest_float(full, rng.low, rng.high, log=rng.log)
         elif isinstance(rng, Choice):
             params[name] = trial.suggest_categorical(full, list(rng.options))
+    return params
+
+
+def suggest(
+    trial: optuna.trial.BaseTrial, space: Mapping[str, Family], flat: bool = False
+) -> Candidate:
+    """Ask ``trial`` for a family and that family's hyperparameters.
+
+    Args:
+        trial: The trial.
+        space: The families to choose from.
+        flat: Also suggest every other family's hyperparameters (unused by this candidate),
+            so that samplers which only cross over parameters present in every trial (Optuna's
+            NSGA-II) cross over all of them.
+    """
+    family = space[trial.suggest_categorical(FAMILY_PARAM, list(space))]
+    params = _suggest_family(trial, family)
+    if flat:
+        for other in space.values():
+            if other.name != family.name:
+                _suggest_family(trial, other)
     return Candidate(family.name, params)
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+from moopt.study._loop import ProgressEvent, Rejected, RunSummary, run_loop
 from moopt.study._optimize import (
     STUDY_ATTR,
-    ProgressEvent,
     Result,
-    RunSummary,
     default_objectives,
-    family_of,
     optimize,
-    population_size,
 )
 from moopt.study._storage import JOURNAL_NAME, open_storage
 from moopt.study._trial import PARITY_CONSTRAINT, SearchContext, artifact_path
@@ -20,13 +17,13 @@ __all__ = [
     "PARITY_CONSTRAINT",
     "STUDY_ATTR",
     "ProgressEvent",
+    "Rejected",
     "Result",
     "RunSummary",
     "SearchContext",
     "artifact_path",
     "default_objectives",
-    "family_of",
     "open_storage",
     "optimize",
-    "population_size",
+    "run_loop",
 ]

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from moopt._config import Config, make_config
 from moopt._data import load_dataset, split
-from moopt._errors import CandidateError, StudyError
+from moopt._errors import StudyError
 from moopt._front import ObjectiveInfo, Remeasured, front_trials
 from moopt._version import __version__
-from moopt.search import FAMILY_PARAM, resolve_space, suggest
+from moopt.search import (
+    Family,
+    Strategy,
+    first_trials,
+    make_sampler,
+    population_for,
+    resolve_space,
+    suggest,
+)
+from moopt.study._loop import ProgressEvent, RunSummary, run_loop
 from moopt.study._storage import open_storage, storage_description
-from moopt.study._trial import SearchContext, evaluate, replay_cached
+from moopt.study._trial import SearchContext, evaluate
 from objectives import (
     Accuracy,
     Direction,
@@ -36,41 +44,6 @@ if TYPE_CHECKING:
 STUDY_ATTR = "moopt"
 #: Study user attribute holding the last re-verification of the front.
 REVERIFY_ATTR = "moopt.reverification"
-#: Proposals per wanted evaluation before the search gives up on finding new configurations.
-_MAX_ASKS_PER_EVALUATION = 20
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """Where a run stands, sent after every trial."""
-
-    done: int
-    total: int
-    failed: int
-    cache_hits: int
-    front_size: int
-    elapsed_s: float
-    last: str
-
-    @property
-    def remaining_s(self) -> float | None:
-        """Estimated seconds left (None before the first evaluation)."""
-        if self.done == 0:
-            return None
-        return self.elapsed_s / self.done * (self.total - self.done)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What this run did."""
-
-    evaluated: int
-    failed: int
-    cache_hits: int
-    elapsed_s: float
-    interrupted: bool
-    exhausted: bool
-    failures: tuple[tuple[int, str], ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -105,15 +78,11 @@ def default_objectives(config: Config) -> list[Objective]:
     ]
 
 
-def population_size(config: Config) -> int:
-    """NSGA-II's population: the configured one, else about a fifth of the trials (8 to 50)."""
-    if config.population_size is not None:
-        return config.population_size
-    return min(50, max(8, round(config.trials / 5)))
-
-
 def _open_study(
-    config: Config, record: dict[str, Any], directions: Sequence[Direction]
+    config: Config,
+    record: dict[str, Any],
+    directions: Sequence[Direction],
+    space: Mapping[str, Family],
 ) -> optuna.Study:
     storage = open_storage(config.storage, config.out)
     names = optuna.study.get_all_study_names(storage)
@@ -137,9 +106,12 @@ def _open_study(
                 "alike. Use another --study name or --out folder, or the original settings."
             )
         return study
-    pop = population_size(config)
+    pop = population_for(config.trials, len(space), config.population_size)
     record = {**record, "population_size": pop}
     study = optuna.create_study(storage=storage, study_name=config.study, directions=directions)
+    strategy = Strategy(config.sampler, population=pop)
+    for params in first_trials(strategy, space, config.trials, config.seed):
+        study.enqueue_trial(params, skip_if_exists=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([o["name"] for o in record["objectives"]])
@@ -147,12 +119,15 @@ def _open_study(
     return study
 
 
-def _sampler(config: Config, study: optuna.Study) -> optuna.samplers.BaseSampler:
-    record = study.user_attrs[STUDY_ATTR]
+def _strategy(config: Config, study: optuna.Study) -> Strategy:
+    return Strategy(config.sampler, population=study.user_attrs[STUDY_ATTR]["population_size"])
+
+
+def _sampler(config: Config, study: optuna.Study, families: int) -> optuna.samplers.BaseSampler:
     # Reseed by the trials already there: a resumed run or a second worker must not replay
     # the same proposals.
-    return optuna.samplers.NSGAIISampler(
-        population_size=record["population_size"], seed=config.seed + len(study.trials)
+    return make_sampler(
+        _strategy(config, study), config.seed + len(study.trials), config.trials, families
     )
 
 
@@ -214,9 +189,17 @@ def optimize(
         "runtime": settings_rt.as_dict(),
         "moopt": __version__,
     }
-    study = _open_study(config, record, [o.direction for o in objs])
-    study.sampler = _sampler(config, study)
-    summary = _search(study, ctx, config.trials, progress)
+    study = _open_study(config, record, [o.direction for o in objs], space)
+    study.sampler = _sampler(config, study, len(space))
+    flat = _strategy(config, study).flat
+    summary = run_loop(
+        study,
+        lambda trial: suggest(trial, ctx.space, flat=flat),
+        lambda trial, candidate: evaluate(trial, candidate, ctx),
+        config.trials,
+        front_size=lambda: len(front_trials(study.trials, ctx.infos)),
+        progress=progress,
+    )
     reverification = None
     if config.reverify and not summary.interrupted:
         from moopt._reverify import reverify
@@ -233,111 +216,3 @@ def optimize(
 
         write_outputs(result, ctx)
     return result
-
-
-@dataclass
-class _Tally:
-    evaluated: int = 0
-    failed: int = 0
-    hits: int = 0
-    failures: list[tuple[int, str]] = field(default_factory=list)
-
-
-def _cacheable(trial: optuna.trial.FrozenTrial) -> bool:
-    """An evaluated trial whose outcome a repeat of its configuration would reproduce."""
-    if "candidate_key" not in trial.user_attrs or "cached_from" in trial.user_attrs:
-        return False
-    if trial.state == optuna.trial.TrialState.COMPLETE:
-        return True
-    # Fit and conversion failures repeat; measurement failures may be passing faults.
-    return trial.user_attrs.get("stage") in ("fit", "convert")
-
-
-def _run_trial(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    ctx: SearchContext,
-    cache: dict[str, optuna.trial.FrozenTrial],
-    tally: _Tally,
-) -> str:
-    """Propose, evaluate (or serve from the cache) and tell one trial; returns a status line."""
-    candidate = suggest(trial, ctx.space)
-    source = cache.get(candidate.key)
-    if source is not None:
-        tally.hits += 1
-        values = replay_cached(trial, source)
-        if values is None:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            study.tell(trial, values)
-        return f"trial {trial.number}: same as trial {source.number}, from the cache"
-    tally.evaluated += 1
-    trial.set_user_attr("family", candidate.family)
-    trial.set_user_attr("params", dict(candidate.params))
-    trial.set_user_attr("candidate_key", candidate.key)
-    try:
-        values = evaluate(trial, candidate, ctx)
-    except CandidateError as exc:
-        tally.failed += 1
-        tally.failures.append((trial.number, str(exc)))
-        trial.set_user_attr("error", str(exc))
-        trial.set_user_attr("stage", exc.stage)
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        line = f"trial {trial.number} failed: {exc}"
-    else:
-        study.tell(trial, values)
-        line = f"trial {trial.number}: {candidate.family}"
-    cache[candidate.key] = study.trials[trial.number]
-    return line
-
-
-def _search(
-    study: optuna.Study,
-    ctx: SearchContext,
-    wanted: int,
-    progress: Callable[[ProgressEvent], None] | None,
-) -> RunSummary:
-    cache = {t.user_attrs["candidate_key"]: t for t in study.trials if _cacheable(t)}
-    tally = _Tally()
-    asks = 0
-    interrupted = False
-    start = time.perf_counter()
-    trial: optuna.Trial | None = None
-    try:
-        while tally.evaluated < wanted and asks < _MAX_ASKS_PER_EVALUATION * wanted:
-            asks += 1
-            trial = study.ask()
-            line = _run_trial(study, trial, ctx, cache, tally)
-            trial = None
-            if progress is not None:
-                progress(
-                    ProgressEvent(
-                        done=tally.evaluated,
-                        total=wanted,
-                        failed=tally.failed,
-                        cache_hits=tally.hits,
-                        front_size=len(front_trials(study.trials, ctx.infos)),
-                        elapsed_s=time.perf_counter() - start,
-                        last=line,
-                    )
-                )
-    except KeyboardInterrupt:
-        interrupted = True
-        if trial is not None and study.trials[trial.number].state.is_finished() is False:
-            trial.set_user_attr("error", "interrupted by the user")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    exhausted = tally.evaluated < wanted and not interrupted
-    return RunSummary(
-        tally.evaluated,
-        tally.failed,
-        tally.hits,
-        time.perf_counter() - start,
-        interrupted,
-        exhausted,
-        tuple(tally.failures),
-    )
-
-
-def family_of(trial: optuna.trial.FrozenTrial) -> str:
-    """The family a trial proposed (also for failed trials)."""
-    return str(trial.user_attrs.get("family") or trial.params.get(FAMILY_PARAM, "?"))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import optuna
+import pytest
 
 from moopt import ObjectiveInfo, front_trials, pareto_mask
 from moopt._front import trial_status
@@ -49,3 +50,24 @@ def test_front_keeps_only_feasible_non_dominated_trials() -> None:
         2: "front",
         3: "dominated",
     }
+
+
+def test_hypervolume_of_hand_built_fronts() -> None:
+    from moopt._front import hypervolume
+
+    # 2-D: two boxes of 2x1 and 1x2 overlapping in 1x1 -> 3.
+    assert hypervolume(np.array([[1.0, 2.0], [2.0, 1.0]]), [3.0, 3.0]) == 3.0
+    # A dominated point and one outside the reference change nothing.
+    assert (
+        hypervolume(np.array([[1.0, 2.0], [2.0, 1.0], [2.5, 2.5], [4.0, 0.0]]), [3.0, 3.0]) == 3.0
+    )
+    # 3-D: a unit cube's corner at the origin, reference (1, 1, 1) -> 1; two points -> union.
+    assert hypervolume(np.array([[0.0, 0.0, 0.0]]), [1, 1, 1]) == 1.0
+    two = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.0]])
+    assert hypervolume(two, [1, 1, 1]) == pytest.approx(0.25 + 0.5 - 0.125)
+    rng = np.random.default_rng(0)
+    pts = rng.random((60, 3))
+    # Monte-Carlo check of the 3-D slicing on random points.
+    samples = rng.random((200_000, 3))
+    dominated = (samples[:, None, :] >= pts[None, :, :]).all(axis=2).any(axis=1)
+    assert hypervolume(pts, [1, 1, 1]) == pytest.approx(dominated.mean(), abs=0.005)

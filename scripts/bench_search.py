@@ -1,0 +1,130 @@
+"""Benchmark of search strategies by replay; run through scripts/bench_search.
+
+Replays each strategy against a fully measured table (benchmarks/digits-220.csv by default) at
+10% and 20% of the table for several seeds. Each run is scored by the hypervolume of the rows it
+evaluated divided by the hypervolume of the table's true front (objectives normalized to [0, 1]
+over the table, minimized ones on a log scale, reference point at the true front's nadir plus
+10% of its range), and by the share of the true front it recovered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import optuna
+
+from moopt._front import hypervolume, pareto_mask
+from moopt._replay import ReplayTable, load_table, parse_objectives, replay
+from moopt.search import Strategy
+
+OBJECTIVES = "accuracy:max,latency_ms:min,size_kb:min"
+
+
+def normalized(table: ReplayTable) -> np.ndarray:
+    raw = np.array([table.values(i) for i in range(len(table.rows))], dtype=float)
+    out = np.empty_like(raw)
+    for j, o in enumerate(table.objectives):
+        col = raw[:, j]
+        if o.direction == "minimize" and (col > 0).all():
+            col = np.log(col)
+        lo, hi = col.min(), col.max()
+        scaled = (col - lo) / (hi - lo) if hi > lo else np.zeros_like(col)
+        out[:, j] = 1 - scaled if o.direction == "maximize" else scaled
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--table", default="benchmarks/digits-220.csv")
+    parser.add_argument("--objectives", default=OBJECTIVES)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--only", help="comma-separated strategy names to run")
+    args = parser.parse_args()
+    table = load_table(args.table, parse_objectives(args.objectives))
+    points = normalized(table)
+    front = np.flatnonzero(pareto_mask(points, ["minimize"] * points.shape[1]))
+    nadir, ideal = points[front].max(axis=0), points[front].min(axis=0)
+    reference = nadir + 0.1 * (nadir - ideal)
+    true_hv = hypervolume(points[front], reference)
+
+    strategies: dict[str, Callable[[int, int], list[int]]] = {
+        "grid (shuffled)": lambda b, s: rows(table, b, s, Strategy("grid")),
+        "random": lambda b, s: rows(table, b, s, sampler=optuna.samplers.RandomSampler(seed=s)),
+        "NSGAIISampler()": lambda b, s: rows(
+            table, b, s, sampler=optuna.samplers.NSGAIISampler(seed=s)
+        ),
+        "Optuna default (TPE)": lambda b, s: rows(
+            table, b, s, sampler=optuna.samplers.TPESampler(seed=s)
+        ),
+        "moopt tpe": lambda b, s: rows(table, b, s, Strategy("tpe")),
+        "moopt nsga3": lambda b, s: rows(table, b, s, Strategy("nsga3")),
+        "moopt default (nsga2)": lambda b, s: rows(table, b, s, Strategy("nsga2")),
+    }
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",")}
+        strategies = {k: v for k, v in strategies.items() if k in wanted}
+    n = len(table.rows)
+    print(
+        f"Table {args.table}: {n} configurations, {len(table.space)} families, objectives "
+        f"{args.objectives}; true front {len(front)} rows. {args.seeds} seeds.\n"
+    )
+    print(
+        "| strategy | budget | HV ratio median | HV ratio min | front recovered median | "
+        "seconds / run |"
+    )
+    print("|---|---|---|---|---|---|")
+    results: dict[tuple[str, float], list[float]] = {}
+    for fraction in (0.1, 0.2):
+        budget = round(fraction * n)
+        for name, run in strategies.items():
+            ratios, shares, seconds = [], [], []
+            for seed in range(args.seeds):
+                t0 = time.perf_counter()
+                got = run(budget, seed)
+                seconds.append(time.perf_counter() - t0)
+                assert len(set(got)) == len(got) <= budget
+                ratios.append(hypervolume(points[got], reference) / true_hv)
+                shares.append(len(set(got) & set(front)) / len(front))
+            results[(name, fraction)] = ratios
+            print(
+                f"| {name} | {budget} ({fraction:.0%}) | {statistics.median(ratios):.3f} | "
+                f"{min(ratios):.3f} | {statistics.median(shares):.0%} | "
+                f"{statistics.median(seconds):.2f} |",
+                flush=True,
+            )
+    default = "moopt default (nsga2)"
+    if all((default, f) in results for f in (0.1, 0.2)):
+        print("\n| target | measured | verdict |\n|---|---|---|")
+        for fraction, target in ((0.2, 0.95), (0.1, 0.88)):
+            med = statistics.median(results[(default, fraction)])
+            best_other = max(
+                statistics.median(v)
+                for (k, f), v in results.items()
+                if f == fraction and k != default and not k.startswith("moopt")
+            )
+            ok = med >= target and med > best_other
+            print(
+                f"| moopt default at {fraction:.0%}: median HV ratio >= {target} and above "
+                f"every baseline ({best_other:.3f}) | {med:.3f} | "
+                f"{'met' if ok else 'MISSED'} |"
+            )
+    return 0
+
+
+def rows(
+    table: ReplayTable,
+    budget: int,
+    seed: int,
+    strategy: Strategy | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+) -> list[int]:
+    return [r.row for r in replay(table, budget, seed, strategy, sampler)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

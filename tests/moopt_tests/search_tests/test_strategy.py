@@ -1,0 +1,65 @@
+"""Search strategies: the flat encoding, the space-filling first trials and the grid."""
+
+from __future__ import annotations
+
+import optuna
+
+from moopt.search import (
+    FAMILIES,
+    Strategy,
+    first_trials,
+    grid_design,
+    initial_design,
+    resolve_space,
+    suggest,
+)
+from moopt.search._space import Choice
+
+
+def test_the_flat_encoding_gives_every_trial_every_parameter() -> None:
+    space = resolve_space(("rf", "logreg", "mlp"))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    every = {"family"} | {f"{f}.{p}" for f in space for p in space[f].params}
+    for _ in range(10):
+        trial = study.ask()
+        candidate = suggest(trial, space, flat=True)
+        assert set(trial.params) == every
+        assert set(candidate.params) == set(space[candidate.family].params)
+        study.tell(trial, 0.0)
+    assert Strategy("nsga2").flat and not Strategy("tpe").flat
+
+
+def test_first_generation_covers_every_family_and_stratifies_ranges() -> None:
+    space = resolve_space(tuple(FAMILIES))
+    design = initial_design(space, 21, seed=0)
+    families = [d["family"] for d in design]
+    assert all(families.count(f) == 3 for f in FAMILIES)
+    # rf's three n_estimators fall in three different thirds of the (log) range.
+    import math
+
+    rng = space["rf"].params["n_estimators"]
+    thirds = sorted(
+        int(
+            3
+            * (math.log(d["rf.n_estimators"]) - math.log(rng.low))
+            / (math.log(rng.high) - math.log(rng.low) + 1e-9)
+        )
+        for d in design
+        if d["family"] == "rf"
+    )
+    assert thirds == [0, 1, 2]
+    for d in design:
+        fam = space[d["family"]]
+        for p, r in fam.params.items():
+            value = d[f"{fam.name}.{p}"]
+            assert value in r.options if isinstance(r, Choice) else r.low <= value <= r.high
+
+
+def test_grid_design_enumerates_each_family_once() -> None:
+    space = resolve_space(("knn", "svc"))
+    grid = grid_design(space, seed=0)
+    keys = {tuple(sorted(d.items())) for d in grid}
+    assert len(keys) == len(grid)
+    assert sum(d["family"] == "knn" for d in grid) == 4 * 2  # 4 values x {uniform, distance}
+    assert sum(d["family"] == "svc" for d in grid) == 4 * 4
+    assert first_trials(Strategy("random"), space, 20, 0) == []
