@@ -53,8 +53,9 @@ class Config:
     seed: int = 0
     population_size: int | None = None
     batch_size: int = 1
-    threads: int = 1
-    graph_optimization: GraphOptimization = "all"
+    threads: int | None = None
+    graph_optimization: GraphOptimization | None = None
+    quantize: bool = True
     latency_percentile: float = 95.0
     latency_max_time_s: float = 1.0
     budgets: Budgets = field(default_factory=Budgets)
@@ -79,6 +80,7 @@ class Config:
             "batch_size": self.batch_size,
             "threads": self.threads,
             "graph_optimization": self.graph_optimization,
+            "quantize": self.quantize,
             "latency_percentile": self.latency_percentile,
             "budgets": self.budgets.as_dict(),
             "parity_tolerance": self.parity_tolerance,
@@ -184,7 +186,7 @@ def make_config(values: Mapping[str, Any]) -> Config:
     for key in ("split_seed", "seed"):
         if key in v:
             out[key] = _number(key, v[key], low=0, integer=True)
-    for key in ("reverify",):
+    for key in ("reverify", "quantize"):
         if key in v:
             if not isinstance(v[key], bool):
                 raise ConfigError(

@@ -96,6 +96,8 @@ def front_document(result: Result) -> dict[str, Any]:
             "evaluated": s.evaluated,
             "failed": s.failed,
             "cache_hits": s.cache_hits,
+            "early_rejected": s.early_rejected,
+            "saved_s": round(s.saved_s, 2),
             "elapsed_s": round(s.elapsed_s, 2),
             "interrupted": s.interrupted,
         },
@@ -139,6 +141,17 @@ def _write_models(out: Path, result: Result, ctx: SearchContext) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _runtime_fact(runtime: dict[str, Any]) -> str:
+    threads = runtime["threads"]
+    searched = "searched" if len(threads) > 1 else "fixed"
+    return (
+        f"batch {runtime['batch_size']}; intra-op threads {searched} in "
+        f"{', '.join(map(str, threads))}; graph optimization "
+        f"{' / '.join(runtime['graph_optimization'])}; int8 quantization "
+        f"{'offered where it applies' if runtime['quantize'] else 'off'}"
+    )
+
+
 def write_outputs(result: Result, ctx: SearchContext) -> None:
     """Write front.json, front.csv, report.html and models/ into the output folder."""
     out = result.config.out
@@ -153,8 +166,7 @@ def write_outputs(result: Result, ctx: SearchContext) -> None:
         "study": document["study"],
         "dataset": document["data"]["source"],
         "budgets": json.dumps(document["budgets"]) if document["budgets"] else "none",
-        "runtime": f"batch {document['runtime']['batch_size']}, "
-        f"{document['runtime']['intra_op_threads']} intra-op thread(s)",
+        "runtime": _runtime_fact(document["runtime"]),
         "host": f"{document['host']['cpu']}, {document['host']['cores']} cores, "
         f"onnxruntime {document['host']['onnxruntime']}",
         "trials": json.dumps(document["trials"]),

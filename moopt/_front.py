@@ -99,11 +99,13 @@ def is_feasible(trial: optuna.trial.FrozenTrial, overrides: Overrides | None = N
 
 
 def _evaluated(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    """Completed trials that were evaluated, not served from the cache."""
+    """Completed, fully measured trials: not served from the cache, not rejected early."""
     return [
         t
         for t in trials
-        if t.state == optuna.trial.TrialState.COMPLETE and "cached_from" not in t.user_attrs
+        if t.state == optuna.trial.TrialState.COMPLETE
+        and "cached_from" not in t.user_attrs
+        and "early_rejected" not in t.user_attrs
     ]
 
 

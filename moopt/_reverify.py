@@ -151,7 +151,8 @@ def reverify(
         rounds += 1
         models = [load_model(t, ctx) for t in current]
         data = EvalData(ctx.split.test_features)
-        measured, record = measure_interleaved(latency, models, data, ctx.settings, ctx.isolation)
+        settings = [ctx.settings_for(t.user_attrs.get("knobs", {})) for t in current]
+        measured, record = measure_interleaved(latency, models, data, settings, ctx.isolation)
         host = record.as_dict()
         for trial, m in zip(current, measured, strict=True):
             metrics = {**trial.user_attrs["metrics"], **m.values}

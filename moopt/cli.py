@@ -86,10 +86,15 @@ def summary_text(result: Result) -> str:
         lines.append("(empty: no trial met every budget; loosen a budget or run more trials)")
     s = result.summary
     lines.append(
-        f"This run: {s.evaluated} evaluated, {s.failed} failed, {s.cache_hits} "
+        f"This run: {s.evaluated} distinct evaluations, {s.failed} failed, {s.cache_hits} "
         f"repeated configurations served from the cache, {_clock(s.elapsed_s)} elapsed; "
         f"the study holds {len(result.study.trials)} trials."
     )
+    if s.early_rejected:
+        lines.append(
+            f"Early rejection: {s.early_rejected} candidates could not reach the accuracy floor "
+            f"and were stopped before their expensive work, saving about {s.saved_s:.0f} s."
+        )
     if result.reverification is not None:
         lines.append(result.reverification.summary())
         for number, reason in sorted(result.reverification.left.items()):

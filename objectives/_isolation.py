@@ -193,6 +193,12 @@ def run_request(request: Mapping[str, Any]) -> list[Measurement]:
     )
 
 
+def _threads(settings: RuntimeSettings | Sequence[RuntimeSettings]) -> int:
+    if isinstance(settings, RuntimeSettings):
+        return settings.intra_op_threads
+    return max(s.intra_op_threads for s in settings)
+
+
 def _disturbance(measured: Sequence[Measurement], host: HostRecord) -> tuple[bool, float]:
     """How disturbed a measurement was: (host overloaded, largest slowdown of the machine)."""
     slowdowns = [float(m.details.get("slowdown") or 1.0) for m in measured]
@@ -220,7 +226,7 @@ def _isolated(
             if isolation.enabled:
                 # Chosen here, before this process moves off them: a child inherits the
                 # parent's affinity and could not see these CPUs otherwise.
-                cpus = measurement_cpus(request["settings"].intra_op_threads)
+                cpus = measurement_cpus(_threads(request["settings"]))
                 cpus = cpus if isolation.pin else None
                 with _parent_elsewhere(cpus):
                     measured = _run_child({**request, "cpus": cpus}, isolation.timeout_s)
@@ -238,7 +244,7 @@ def measure_interleaved(
     latency: Latency,
     models: Sequence[OnnxModel],
     data: EvalData,
-    settings: RuntimeSettings,
+    settings: RuntimeSettings | Sequence[RuntimeSettings],
     isolation: Isolation | None = None,
 ) -> tuple[list[Measurement], HostRecord]:
     """Time several models interleaved (A B C A B C ...) in one isolated session.

@@ -107,25 +107,34 @@ class Latency:
         return self.measure_many([model], data, settings)[0]
 
     def measure_many(
-        self, models: Sequence[OnnxModel], data: EvalData, settings: RuntimeSettings
+        self,
+        models: Sequence[OnnxModel],
+        data: EvalData,
+        settings: RuntimeSettings | Sequence[RuntimeSettings],
     ) -> list[Measurement]:
-        """Time several models interleaved in one session, so that they compare fairly."""
-        batch = batch_of(data.features, settings.batch_size)
+        """Time several models interleaved in one session, so that they compare fairly.
+
+        ``settings`` is one for all models or one per model (same batch size).
+        """
+        per_model = (
+            [settings] * len(models) if isinstance(settings, RuntimeSettings) else list(settings)
+        )
+        batch = batch_of(data.features, per_model[0].batch_size)
         runs = []
-        for model in models:
-            session = open_session(model.content, settings)
+        for model, model_settings in zip(models, per_model, strict=True):
+            session = open_session(model.content, model_settings)
             feed = {input_name(session): batch}
             runs.append(functools.partial(session.run, None, feed))
         rule = replace(self.rule, percentile=self.percentile)
         if not self.reference:
             results = sample_interleaved(runs, self.clock, rule)
-            return [self._measurement(r, settings) for r in results]
+            return [self._measurement(r, s) for r, s in zip(results, per_model, strict=True)]
         kind = host_record().kind
         floor = reference_floor(kind)
         results = sample_interleaved(runs, self.clock, rule, _reference_run(), floor)
         if results[0].reference_min_ms is not None:
             record_reference(kind, results[0].reference_min_ms)
-        return [self._measurement(r, settings) for r in results]
+        return [self._measurement(r, s) for r, s in zip(results, per_model, strict=True)]
 
     def _measurement(self, result: SamplingResult, settings: RuntimeSettings) -> Measurement:
         slowdown = None

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from moopt.search._candidate import FAMILY_PARAM, Candidate, convert, fit, suggest
+from moopt.search._candidate import (
+    FAMILY_PARAM,
+    Candidate,
+    TrainingStopped,
+    convert,
+    fit,
+    quantize,
+    suggest,
+)
 from moopt.search._space import (
     FAMILIES,
+    GRAPH_LEVELS_SEARCHED,
     Choice,
     Family,
     FloatRange,
     IntRange,
     Param,
+    RuntimeSpace,
     resolve_space,
 )
 from moopt.search._strategy import (
@@ -25,6 +35,7 @@ from moopt.search._strategy import (
 __all__ = [
     "FAMILIES",
     "FAMILY_PARAM",
+    "GRAPH_LEVELS_SEARCHED",
     "SAMPLERS",
     "Candidate",
     "Choice",
@@ -32,7 +43,9 @@ __all__ = [
     "FloatRange",
     "IntRange",
     "Param",
+    "RuntimeSpace",
     "Strategy",
+    "TrainingStopped",
     "convert",
     "first_trials",
     "fit",
@@ -40,6 +53,7 @@ __all__ = [
     "initial_design",
     "make_sampler",
     "population_for",
+    "quantize",
     "resolve_space",
     "suggest",
 ]

@@ -52,6 +52,10 @@ class Family:
         params: Hyperparameter ranges by name.
         build: ``build(params, seed)`` returns an unfitted scikit-learn estimator.
         quantizable: Whether int8 dynamic quantization applies to its ONNX graph.
+        stages: For iterative learners: the built estimator's stage-count parameter, its
+            warm-start parameter, and whether a warm-started fit counts stages in total
+            (gradient boosting's ``n_estimators``) or as more stages (an MLP's ``max_iter``);
+            training can then stop early when it cannot reach an accuracy floor.
     """
 
     name: str
@@ -59,6 +63,26 @@ class Family:
     params: Mapping[str, Param]
     build: Callable[[Mapping[str, Any], int], Any] = field(repr=False, compare=False)
     quantizable: bool = False
+    stages: tuple[str, str, bool] | None = None
+
+
+#: Graph optimization levels searched when the level is not fixed ("disable" is never better).
+GRAPH_LEVELS_SEARCHED = ("basic", "extended", "all")
+
+
+@dataclass(frozen=True)
+class RuntimeSpace:
+    """The deployment knobs searched next to the hyperparameters.
+
+    Attributes:
+        threads: ONNX Runtime intra-op thread counts to choose from (one: fixed).
+        graph_optimization: Graph optimization levels to choose from (one: fixed).
+        quantize: Offer int8 dynamic quantization to families whose graph it applies to.
+    """
+
+    threads: tuple[int, ...] = (1,)
+    graph_optimization: tuple[str, ...] = ("all",)
+    quantize: bool = False
 
 
 def _scaled(estimator: Any) -> Any:
@@ -169,6 +193,7 @@ FAMILIES: dict[str, Family] = {
                 "subsample": FloatRange(0.5, 1.0),
             },
             _gb,
+            stages=("n_estimators", "warm_start", True),
         ),
         Family(
             "mlp",
@@ -181,6 +206,7 @@ FAMILIES: dict[str, Family] = {
             },
             _mlp,
             quantizable=True,
+            stages=("mlpclassifier__max_iter", "mlpclassifier__warm_start", False),
         ),
         Family(
             "svc",

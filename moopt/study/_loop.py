@@ -58,6 +58,8 @@ class RunSummary:
     exhausted: bool
     failures: tuple[tuple[int, str], ...] = field(default_factory=tuple)
     rejected: int = 0
+    early_rejected: int = 0
+    saved_s: float = 0.0
 
 
 @dataclass

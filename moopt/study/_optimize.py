@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +17,9 @@ from moopt._errors import StudyError
 from moopt._front import ObjectiveInfo, Remeasured, front_trials
 from moopt._version import __version__
 from moopt.search import (
+    GRAPH_LEVELS_SEARCHED,
     Family,
+    RuntimeSpace,
     Strategy,
     first_trials,
     make_sampler,
@@ -119,6 +123,16 @@ def _open_study(
     return study
 
 
+def runtime_space(config: Config) -> RuntimeSpace:
+    """The deployment knobs a run searches: those the config does not fix."""
+    import psutil
+
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    threads = (config.threads,) if config.threads else tuple(range(1, cores + 1))
+    levels = (config.graph_optimization,) if config.graph_optimization else GRAPH_LEVELS_SEARCHED
+    return RuntimeSpace(threads=threads, graph_optimization=levels, quantize=config.quantize)
+
+
 def _strategy(config: Config, study: optuna.Study) -> Strategy:
     return Strategy(config.sampler, population=study.user_attrs[STUDY_ATTR]["population_size"])
 
@@ -166,11 +180,7 @@ def optimize(
     data_split = split(dataset, config.test_size, config.split_seed, config.stratify)
     space = resolve_space(config.families, config.space)
     objs = list(objectives) if objectives is not None else default_objectives(config)
-    settings_rt = RuntimeSettings(
-        batch_size=config.batch_size,
-        intra_op_threads=config.threads,
-        graph_optimization=config.graph_optimization,
-    )
+    settings_rt = RuntimeSettings(batch_size=config.batch_size)
     ctx = SearchContext(
         space=space,
         split=data_split,
@@ -181,24 +191,41 @@ def optimize(
         seed=config.seed,
         isolation=isolation or Isolation(),
         artifacts=config.out / "artifacts",
+        runtime=runtime_space(config),
     )
     record = {
         "config": config.identity(),
         "data": data_split.record,
         "objectives": [i.as_dict() for i in ctx.infos],
-        "runtime": settings_rt.as_dict(),
+        "runtime": {
+            "batch_size": config.batch_size,
+            "threads": list(ctx.runtime.threads),
+            "graph_optimization": list(ctx.runtime.graph_optimization),
+            "quantize": ctx.runtime.quantize,
+        },
         "moopt": __version__,
     }
     study = _open_study(config, record, [o.direction for o in objs], space)
     study.sampler = _sampler(config, study, len(space))
     flat = _strategy(config, study).flat
+    finished_before = {t.number for t in study.trials if t.state.is_finished()}
     summary = run_loop(
         study,
-        lambda trial: suggest(trial, ctx.space, flat=flat),
+        lambda trial: suggest(trial, ctx.space, flat=flat, runtime=ctx.runtime),
         lambda trial, candidate: evaluate(trial, candidate, ctx),
         config.trials,
         front_size=lambda: len(front_trials(study.trials, ctx.infos)),
         progress=progress,
+    )
+    early = [
+        t.user_attrs["early_rejected"]
+        for t in study.trials
+        if t.number not in finished_before
+        and "early_rejected" in t.user_attrs
+        and "cached_from" not in t.user_attrs
+    ]
+    summary = dataclasses.replace(
+        summary, early_rejected=len(early), saved_s=sum(e["saved_s"] for e in early)
     )
     reverification = None
     if config.reverify and not summary.interrupted:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,15 @@ import optuna
 from moopt._config import Budgets
 from moopt._errors import CandidateError, StudyError
 from moopt._front import ObjectiveInfo
-from moopt.search import Candidate, Family, convert, fit
+from moopt.search import (
+    Candidate,
+    Family,
+    RuntimeSpace,
+    TrainingStopped,
+    convert,
+    fit,
+    quantize,
+)
 from objectives import (
     EvalData,
     Isolation,
@@ -45,6 +54,15 @@ class SearchContext:
     seed: int
     isolation: Isolation
     artifacts: Path
+    runtime: RuntimeSpace = field(default_factory=RuntimeSpace)
+
+    def settings_for(self, knobs: Mapping[str, Any]) -> RuntimeSettings:
+        """How a candidate with these deployment knobs runs (the run's settings otherwise)."""
+        return replace(
+            self.settings,
+            intra_op_threads=knobs.get("threads", self.settings.intra_op_threads),
+            graph_optimization=knobs.get("graph_optimization", self.settings.graph_optimization),
+        )
 
     @property
     def infos(self) -> tuple[ObjectiveInfo, ...]:
@@ -55,6 +73,21 @@ class SearchContext:
     def latency_key(self) -> str:
         """Metric the latency budget applies to (the optimized latency percentile)."""
         return next(o.name for o in self.objectives if o.name.startswith("latency_p"))
+
+    @property
+    def constraint_keys(self) -> tuple[str, ...]:
+        """The constraints every trial of the run carries: one per budget set, and parity."""
+        b = self.budgets
+        keys = [
+            k
+            for k, v in (
+                ("max_latency_ms", b.max_latency_ms),
+                ("max_memory_mb", b.max_memory_mb),
+                ("min_accuracy", b.min_accuracy),
+            )
+            if v is not None
+        ]
+        return (*keys, PARITY_CONSTRAINT)
 
     def constraints(self, metrics: Mapping[str, float], disagreement: float) -> dict[str, float]:
         """Constraint values (<= 0 feasible): one per budget that is set, and parity."""
@@ -87,52 +120,150 @@ def store_artifact(artifacts: Path, model: OnnxModel) -> Path:
 
 
 def build_model(candidate: Candidate, ctx: SearchContext) -> tuple[Any, OnnxModel, float, float]:
-    """Fit and convert a candidate; returns the estimator, the model and both durations."""
+    """Fit and convert a candidate; returns the estimator, the model and both durations.
+
+    Raises:
+        CandidateError: Fitting, conversion or quantization failed.
+        TrainingStopped: An iterative learner could not reach the accuracy floor.
+    """
     t0 = time.perf_counter()
     estimator = fit(
-        candidate, ctx.space, ctx.split.train_features, ctx.split.train_labels, ctx.seed
+        candidate,
+        ctx.space,
+        ctx.split.train_features,
+        ctx.split.train_labels,
+        ctx.seed,
+        accuracy_floor=ctx.budgets.min_accuracy,
     )
     t1 = time.perf_counter()
     model = convert(estimator, ctx.split.train_features)
+    if candidate.runtime.get("quantize"):
+        model = quantize(model)
     return estimator, model, t1 - t0, time.perf_counter() - t1
+
+
+def _typical_measure_s(trial: optuna.Trial) -> float:
+    """Median seconds of an isolated measurement so far in the study (0.5 before any)."""
+    seconds = [
+        t.user_attrs["seconds"]["measure"]
+        for t in trial.study.get_trials(deepcopy=False)
+        if "seconds" in t.user_attrs and "early_rejected" not in t.user_attrs
+    ]
+    return float(statistics.median(seconds)) if seconds else 0.5
+
+
+def _placeholder(trial: optuna.Trial, name: str, direction: str) -> float:
+    """A value no measured trial is worse than, for an objective that was not measured."""
+    seen = [
+        t.user_attrs["metrics"][name]
+        for t in trial.study.get_trials(deepcopy=False)
+        if t.state == optuna.trial.TrialState.COMPLETE and name in t.user_attrs.get("metrics", {})
+    ]
+    if direction == "maximize":
+        return float(min(seen)) if seen else 0.0
+    return float(max(seen)) * 2 if seen else 1e3
+
+
+def _reject_early(
+    trial: optuna.Trial,
+    candidate: Candidate,
+    ctx: SearchContext,
+    metrics: Mapping[str, float],
+    reason: str,
+    saved_s: float,
+) -> list[float]:
+    """Record a candidate stopped before its expensive measurements, infeasible by its floor.
+
+    Every constraint is set (unmeasured ones at 0); the accuracy floor's is violated, so the
+    sampler learns the region. Objectives not measured get placeholder values no measured
+    trial is worse than; the trial never enters the front.
+    """
+    floor = ctx.budgets.min_accuracy if ctx.budgets.min_accuracy is not None else 1.0
+    for key in ctx.constraint_keys:
+        trial.set_constraint(key, floor - metrics["accuracy"] if key == "min_accuracy" else 0.0)
+    trial.set_user_attr("family", candidate.family)
+    trial.set_user_attr("params", dict(candidate.params))
+    trial.set_user_attr("knobs", dict(candidate.runtime))
+    trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
+    trial.set_user_attr("early_rejected", {"reason": reason, "saved_s": round(saved_s, 3)})
+    return [
+        float(metrics[o.name]) if o.name in metrics else _placeholder(trial, o.name, o.direction)
+        for o in ctx.objectives
+    ]
 
 
 def evaluate(trial: optuna.Trial, candidate: Candidate, ctx: SearchContext) -> list[float]:
     """Evaluate ``candidate`` for ``trial``: set its constraints and records, return its values.
 
+    With an accuracy floor, a candidate that cannot reach it is stopped before the expensive
+    work (see :func:`_reject_early`): an iterative learner after a quarter of its training,
+    any other before its latency and memory are measured.
+
     Raises:
         CandidateError: Fitting, conversion or measurement failed.
     """
-    estimator, model, fit_s, convert_s = build_model(candidate, ctx)
-    test = ctx.split.test_features
+    try:
+        estimator, model, fit_s, convert_s = build_model(candidate, ctx)
+    except TrainingStopped as stop:
+        saved = stop.seconds * (1 / stop.fraction - 1) + _typical_measure_s(trial)
+        return _reject_early(
+            trial,
+            candidate,
+            ctx,
+            {"accuracy": stop.train_accuracy},
+            f"training stopped: {stop}",
+            saved,
+        )
+    test = EvalData(ctx.split.test_features, ctx.split.test_labels)
+    settings = ctx.settings_for(candidate.runtime)
+    local = [o for o in ctx.objectives if not o.isolated]
+    isolated = [o for o in ctx.objectives if o.isolated]
     t0 = time.perf_counter()
     try:
-        parity = check_parity(model, estimator, test)
-        report = measure(
-            ctx.objectives,
-            model,
-            EvalData(test, ctx.split.test_labels),
-            ctx.settings,
-            ctx.isolation,
-        )
+        parity = check_parity(model, estimator, test.features)
+        quality = measure(local, model, test, settings, ctx.isolation)
+        floor = ctx.budgets.min_accuracy
+        if floor is not None and quality.values()["accuracy"] < floor:
+            metrics = {**quality.values(), "model_size_kb": model.size_kb}
+            return _reject_early(
+                trial,
+                candidate,
+                ctx,
+                metrics,
+                f"accuracy {metrics['accuracy']:.4f} is below the floor {floor}",
+                _typical_measure_s(trial),
+            )
+        report = measure(isolated, model, test, settings, ctx.isolation)
     except MeasurementError as exc:
         raise CandidateError("measure", str(exc)) from exc
     except Exception as exc:  # the estimator itself failed to predict the hold-out
         raise CandidateError("parity", f"{type(exc).__name__}: {exc}") from exc
     measure_s = time.perf_counter() - t0
-    metrics = report.values()
+    metrics = {**quality.values(), **report.values()}
     for key, value in ctx.constraints(metrics, 1.0 - parity.label_agreement).items():
         trial.set_constraint(key, value)
     store_artifact(ctx.artifacts, model)
     latency = report.measurements[ctx.latency_key].details
-    trial.set_user_attr("family", candidate.family)
-    trial.set_user_attr("params", dict(candidate.params))
-    trial.set_user_attr("candidate_key", candidate.key)
     trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
     trial.set_user_attr("model_sha256", model.sha256)
-    trial.set_user_attr("runtime", ctx.settings.as_dict())
+    trial.set_user_attr("knobs", dict(candidate.runtime))
     trial.set_user_attr(
-        "latency", {k: latency[k] for k in ("samples", "stop_reason", "intervals", "elapsed_s")}
+        "runtime", {**settings.as_dict(), "quantized": bool(candidate.runtime.get("quantize"))}
+    )
+    trial.set_user_attr(
+        "latency",
+        {
+            k: latency.get(k)
+            for k in (
+                "samples",
+                "stop_reason",
+                "intervals",
+                "elapsed_s",
+                "estimator",
+                "quiet_share",
+                "slowdown",
+            )
+        },
     )
     trial.set_user_attr(
         "memory_method", report.measurements["peak_memory_mb"].details.get("method")
@@ -173,7 +304,9 @@ def load_model(trial: optuna.trial.FrozenTrial, ctx: SearchContext) -> OnnxModel
     path = artifact_path(ctx.artifacts, sha)
     if path.exists():
         return OnnxModel(path.read_bytes())
-    candidate = Candidate(trial.user_attrs["family"], trial.user_attrs["params"])
+    candidate = Candidate(
+        trial.user_attrs["family"], trial.user_attrs["params"], trial.user_attrs.get("knobs", {})
+    )
     _, model, _, _ = build_model(candidate, ctx)
     if model.sha256 != sha:
         raise StudyError(

@@ -140,7 +140,7 @@ def test_exported_models_reproduce_the_reported_accuracy(iris_run) -> None:
 def test_summary_and_report(iris_run) -> None:
     out, stdout = iris_run
     assert "Pareto front of study 'moopt'" in stdout
-    assert "8 evaluated, 0 failed" in stdout
+    assert "8 distinct evaluations, 0 failed" in stdout
     html = (out / "report.html").read_text()
     assert "plotly" in html and html.count('class="plot"') == 4  # 3 pairs + 3-D
     # Works offline: plotly.js is inline, and nothing is loaded from elsewhere. (The bundle
@@ -159,7 +159,7 @@ def test_running_again_resumes_and_adds_trials(tmp_path: Path) -> None:
     assert run_cli(*args, "--trials", "3")[0] == 0
     code, stdout, _ = run_cli(*args, "--trials", "2")
     assert code == 0
-    assert "2 evaluated" in stdout
+    assert "2 distinct evaluations" in stdout
     doc = json.loads((out / "front.json").read_text())
     finished = doc["trials"]["complete"] + doc["trials"].get("fail", 0)
     assert finished >= 5  # 3 + 2 distinct evaluations (cache hits come on top)

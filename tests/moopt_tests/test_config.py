@@ -11,7 +11,9 @@ from moopt.search import FAMILIES
 def test_defaults_search_every_family() -> None:
     config = make_config({})
     assert config.families == tuple(FAMILIES)
-    assert config.dataset == "digits" and config.batch_size == 1 and config.threads == 1
+    assert config.dataset == "digits" and config.batch_size == 1
+    assert config.threads is None and config.graph_optimization is None  # searched knobs
+    assert config.quantize is True
     assert config.budgets.as_dict() == {}
 
 
