@@ -79,7 +79,7 @@ def test_ties_break_deterministically() -> None:
 
 
 def test_errors_name_the_problem() -> None:
-    with pytest.raises(NoFeasibleMember, match="the closest, trial 3, breaks max_latency_ms"):
+    with pytest.raises(NoFeasibleMember, match="the closest, trial 4, breaks max_latency_ms"):
         select(FRONT, OBJ, Policy(max_latency_ms=0.001, min_accuracy=0.9))
     with pytest.raises(ConfigError, match="Unknown policy 'cheapest'"):
         select(FRONT, OBJ, Policy("cheapest"))
