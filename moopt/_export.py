@@ -15,13 +15,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from moopt._errors import MooptError
 from moopt._front import member_record, metrics_of
-from moopt.plots import pareto_data, render_report
+from moopt._selection import selection_record
+from moopt.plots import (
+    hypervolume_figure,
+    hypervolume_history,
+    parallel_data,
+    parallel_figure,
+    pareto_data,
+    pareto_figures,
+    render_report,
+)
 from moopt.study._trial import load_model
 
 if TYPE_CHECKING:
     import optuna
+    import plotly.graph_objects as go
 
+    from moopt._selection import Selection
     from moopt.study import Result, SearchContext
 
 
@@ -92,7 +104,9 @@ def front_document(result: Result) -> dict[str, Any]:
         "runtime": result.record["runtime"],
         "host": _host(result.front, trials),
         "trials": states,
-        "run": {
+        "run": None
+        if s is None
+        else {
             "evaluated": s.evaluated,
             "failed": s.failed,
             "cache_hits": s.cache_hits,
@@ -152,16 +166,24 @@ def _runtime_fact(runtime: dict[str, Any]) -> str:
     )
 
 
-def write_outputs(result: Result, ctx: SearchContext) -> None:
-    """Write front.json, front.csv, report.html and models/ into the output folder."""
-    out = result.config.out
-    document = front_document(result)
-    rows = front_rows(result)
-    _write_models(out, result, ctx)
-    write_atomic(out / "front.csv", _csv(rows))
-    data = pareto_data(
-        result.study.trials, result.objectives, document["budgets"], result.overrides
+def figures(result: Result) -> list[tuple[str, go.Figure]]:
+    """Every plot of a study, named: Pareto pairs, 3-D, hypervolume history, the front."""
+    trials, objectives, overrides = result.study.trials, result.objectives, result.overrides
+    data = pareto_data(trials, objectives, result.config.budgets.as_dict(), overrides)
+    named = pareto_figures(data)
+    named.append(
+        ("hypervolume", hypervolume_figure(hypervolume_history(trials, objectives, overrides)))
     )
+    if result.front:
+        named.append(
+            ("front-parallel", parallel_figure(parallel_data(result.front, objectives, overrides)))
+        )
+    return named
+
+
+def report_html(result: Result, document: dict[str, Any] | None = None) -> str:
+    """The self-contained report page of a study."""
+    document = document or front_document(result)
     facts = {
         "study": document["study"],
         "dataset": document["data"]["source"],
@@ -171,6 +193,131 @@ def write_outputs(result: Result, ctx: SearchContext) -> None:
         f"onnxruntime {document['host']['onnxruntime']}",
         "trials": json.dumps(document["trials"]),
     }
-    write_atomic(out / "report.html", render_report(data, rows, facts))
+    return render_report(figures(result), front_rows(result), facts)
+
+
+def write_outputs(result: Result, ctx: SearchContext) -> None:
+    """Write front.json, front.csv, report.html and models/ into the output folder."""
+    out = result.config.out
+    document = front_document(result)
+    _write_models(out, result, ctx)
+    write_atomic(out / "front.csv", _csv(front_rows(result)))
+    write_atomic(out / "report.html", report_html(result, document))
     # front.json last: its presence says the folder is complete.
     write_atomic(out / "front.json", json.dumps(document, indent=2) + "\n")
+
+
+class ImageExportError(MooptError):
+    """PNG/SVG export is not possible here (kaleido or a Chrome is missing)."""
+
+
+def write_plots(result: Result, fmt: str) -> list[Path]:
+    """Write every plot as ``plots/<name>.<fmt>`` (html, png or svg); returns the paths.
+
+    Raises:
+        ImageExportError: PNG/SVG asked for but kaleido or a Chrome/Chromium is missing.
+    """
+    import plotly.io as pio
+
+    directory = result.config.out / "plots"
+    named = figures(result)
+    written = []
+    if fmt == "html":
+        for name, fig in named:
+            path = directory / f"{name}.html"
+            write_atomic(
+                path,
+                pio.to_html(fig, include_plotlyjs=True, full_html=True, include_mathjax=False),
+            )
+            written.append(path)
+        return written
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        raise ImageExportError(
+            f"{fmt.upper()} export needs the kaleido package: pip install 'moopt[images]' "
+            "(and a Chrome or Chromium, e.g. Debian's: apt-get install -y chromium)."
+        ) from None
+    for name, fig in named:
+        path = directory / f"{name}.{fmt}"
+        try:
+            content = pio.to_image(fig, format=fmt, width=1000, height=600)
+        except Exception as exc:  # kaleido/choreographer raise their own types
+            raise ImageExportError(
+                f"{fmt.upper()} export failed: kaleido needs a Chrome or Chromium and found "
+                f"none that works ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}). "
+                "Install Debian's: apt-get install -y chromium (or scripts/setup-chromium), "
+                "or use --format html."
+            ) from exc
+        write_atomic(path, content)
+        written.append(path)
+    return written
+
+
+def versions() -> dict[str, str]:
+    """Versions of what made and runs the model (recorded in selected.json)."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("moopt", "onnxruntime", "scikit-learn", "skl2onnx", "onnx", "optuna"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def selected_document(
+    result: Result, selection: Selection, model_path: str, sha256: str
+) -> dict[str, Any]:
+    """``selected.json``: enough for an audit and for `moopt gate` to check the same model."""
+    trial = result.study.trials[selection.winner.trial]
+    member = member_record(trial, result.overrides)
+    budgets = selection_record(selection, result.objectives)
+    return {
+        "trial": trial.number,
+        "family": member["family"],
+        "params": member["params"],
+        "metrics": member["metrics"],
+        "model": model_path,
+        "sha256": sha256,
+        "hyperparameters": member["params"],
+        "runtime": member["runtime"],
+        "latency": member["latency"],
+        "reverified": member["reverified"],
+        "parity": member["parity"],
+        "budgets": budgets["budgets"],
+        "slack": budgets["slack"],
+        "selection": {
+            "policy": budgets["policy"],
+            "weights": budgets["weights"],
+            "others": budgets["others"],
+        },
+        "objectives": budgets["objectives"],
+        "study": result.study.study_name,
+        "data": dict(result.record["data"]),
+        "host": member["host"],
+        "versions": versions(),
+    }
+
+
+def write_selection(
+    result: Result, selection: Selection, ctx: SearchContext, export_model: bool
+) -> Path:
+    """Write selected.json (and, when exporting, selected.onnx) into the output folder.
+
+    ``select`` points selected.json at ``models/trial-<n>.onnx`` (written if missing);
+    ``export`` writes the model as ``selected.onnx`` beside it. Returns selected.json's path.
+    """
+    out = result.config.out
+    trial = result.study.trials[selection.winner.trial]
+    model = load_model(trial, ctx)
+    relative = "selected.onnx" if export_model else f"models/trial-{trial.number}.onnx"
+    target = out / relative
+    if not target.exists() or target.read_bytes() != model.content:
+        write_atomic(target, model.content)
+    path = out / "selected.json"
+    document = selected_document(result, selection, relative, model.sha256)
+    write_atomic(path, json.dumps(document, indent=2) + "\n")
+    return path

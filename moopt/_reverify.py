@@ -158,7 +158,8 @@ def reverify(
             metrics = {**trial.user_attrs["metrics"], **m.values}
             disagreement = 1.0 - trial.user_attrs["parity"]["label_agreement"]
             constraints = ctx.constraints(metrics, disagreement)
-            details = {k: m.details[k] for k in ("samples", "stop_reason", "intervals")}
+            keys = ("samples", "stop_reason", "intervals", "estimator", "quiet_share", "slowdown")
+            details = {k: m.details.get(k) for k in keys}
             overrides[trial.number] = Remeasured(dict(m.values), constraints, details)
             old = trial.user_attrs["metrics"][latency.name]
             change[trial.number] = (m.values[latency.name] - old) / old if old > 0 else 0.0

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from moopt._config import CLASSIFICATION_SCORERS, make_config, read_config_file
 from moopt._errors import MooptError
 from moopt._front import metrics_of
+from moopt._selection import POLICIES
 from moopt.search import FAMILIES, SAMPLERS
 from moopt.study import ProgressEvent, Result, optimize
 
@@ -62,8 +65,8 @@ class ProgressLine:
             self._stream.flush()
 
 
-def summary_text(result: Result) -> str:
-    """The end-of-run summary: the front as a table, then what the run did."""
+def front_table(result: Result) -> list[str]:
+    """The front as an aligned text table, most accurate first."""
     keys = [o.name for o in result.objectives]
     extra = [k for k in ("accuracy", "latency_p99_ms", "model_size_kb") if k not in keys]
     header = ["trial", "family", *keys, *extra]
@@ -84,33 +87,72 @@ def summary_text(result: Result) -> str:
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     if not rows:
         lines.append("(empty: no trial met every budget; loosen a budget or run more trials)")
+    return lines
+
+
+def summary_text(result: Result) -> str:
+    """The end-of-run summary: the front as a table, then what the run did."""
+    lines = front_table(result)
     s = result.summary
-    lines.append(
-        f"This run: {s.evaluated} distinct evaluations, {s.failed} failed, {s.cache_hits} "
-        f"repeated configurations served from the cache, {_clock(s.elapsed_s)} elapsed; "
-        f"the study holds {len(result.study.trials)} trials."
-    )
-    if s.early_rejected:
+    if s is not None:
         lines.append(
-            f"Early rejection: {s.early_rejected} candidates could not reach the accuracy floor "
-            f"and were stopped before their expensive work, saving about {s.saved_s:.0f} s."
+            f"This run: {s.evaluated} distinct evaluations, {s.failed} failed, {s.cache_hits} "
+            f"repeated configurations served from the cache, {_clock(s.elapsed_s)} elapsed; "
+            f"the study holds {len(result.study.trials)} trials."
         )
+        if s.early_rejected:
+            lines.append(
+                f"Early rejection: {s.early_rejected} candidates could not reach the accuracy "
+                f"floor and were stopped before their expensive work, saving about "
+                f"{s.saved_s:.0f} s."
+            )
     if result.reverification is not None:
         lines.append(result.reverification.summary())
         for number, reason in sorted(result.reverification.left.items()):
             lines.append(f"  trial {number} left the front: {reason}")
-    if s.exhausted:
-        lines.append(
-            "The search stopped early: it kept proposing configurations already "
-            "evaluated (the space is small); widen it with more families or ranges."
-        )
-    for number, reason in s.failures:
-        lines.append(f"  failed trial {number}: {reason.splitlines()[0][:160]}")
+    if s is not None:
+        if s.exhausted:
+            lines.append(
+                "The search stopped early: it kept proposing configurations already "
+                "evaluated (the space is small); widen it with more families or ranges."
+            )
+        for number, reason in s.failures:
+            lines.append(f"  failed trial {number}: {reason.splitlines()[0][:160]}")
     lines.append(
         f"Wrote {result.config.out}/front.json, front.csv, report.html and "
         f"models/ ({len(result.front)} ONNX files)."
     )
     return "\n".join(lines)
+
+
+def _add_source_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        default="moopt-out",
+        metavar="DIR",
+        help="output folder of `moopt run` (default moopt-out)",
+    )
+    p.add_argument("--storage", metavar="URL", help="Optuna storage instead of --out's journal")
+    p.add_argument("--study", default="moopt", metavar="NAME", help="study name (default moopt)")
+
+
+def _add_policy_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="best-accuracy",
+        help="best-accuracy (within budgets), fastest or smallest (at or above the "
+        "accuracy floor), knee (largest trade-off), weighted (see --weights)",
+    )
+    p.add_argument("--max-latency-ms", type=float, metavar="X")
+    p.add_argument("--max-memory-mb", type=float, metavar="M")
+    p.add_argument("--min-accuracy", type=float, metavar="A")
+    p.add_argument(
+        "--weights",
+        metavar="NAME=W,...",
+        help='for --policy weighted, e.g. "accuracy=2,latency_p95_ms=1"',
+    )
+    p.add_argument("--json", action="store_true", help="print the choice as JSON")
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -181,6 +223,36 @@ def build_parser() -> argparse.ArgumentParser:
         "codes: 0 done, 2 bad input, 130 interrupted (the output folder is still written).",
     )
     _add_run_flags(run)
+    front = commands.add_parser(
+        "front",
+        help="print the front of a finished study",
+        description="Print the feasible Pareto front of a study (re-verified numbers) without "
+        "retraining: as a table, JSON (front.json's content) or CSV.",
+    )
+    _add_source_flags(front)
+    front.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    for name, text in (
+        ("select", "choose one front member and write selected.json"),
+        ("export", "choose one front member; write selected.onnx and selected.json"),
+    ):
+        cmd = commands.add_parser(
+            name,
+            help=text,
+            description=f"{text[0].upper()}{text[1:]}, under a policy and budgets (the run's "
+            "budgets unless given), and explain the choice. Exit codes: 0 done, 2 bad input "
+            "or no member meets the budgets.",
+        )
+        _add_source_flags(cmd)
+        _add_policy_flags(cmd)
+    plot = commands.add_parser(
+        "plot",
+        help="write every plot of a study as a file",
+        description="Write each plot as OUT/plots/<name>.<format> and refresh report.html. "
+        "PNG and SVG need kaleido (pip install 'moopt[images]') and a Chrome or Chromium "
+        "(Debian: apt-get install -y chromium).",
+    )
+    _add_source_flags(plot)
+    plot.add_argument("--format", choices=("html", "png", "svg"), default="html")
     replay = commands.add_parser(
         "replay",
         help="run a search strategy against a table of measured configurations",
@@ -229,9 +301,95 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         progress.close()
     out.write(summary_text(result) + "\n")
-    if result.summary.interrupted:
+    if result.summary is not None and result.summary.interrupted:
         err.write("moopt: interrupted; the output folder holds what finished.\n")
         return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _open(args: argparse.Namespace) -> Result:
+    from moopt.study import open_result
+
+    return open_result(Path(args.out), args.storage, args.study)
+
+
+def _front(args: argparse.Namespace, out: TextIO) -> int:
+    from moopt._export import _csv, front_document, front_rows
+
+    result = _open(args)
+    if args.format == "json":
+        out.write(json.dumps(front_document(result), indent=2) + "\n")
+    elif args.format == "csv":
+        out.write(_csv(front_rows(result)))
+    else:
+        lines = front_table(result)
+        if result.reverification is not None:
+            lines.append(result.reverification.summary())
+        out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _select(args: argparse.Namespace, out: TextIO, export_model: bool) -> int:
+    from moopt._export import write_selection
+    from moopt._selection import Member, Policy, parse_weights, select, selection_record
+    from moopt.study import make_context
+
+    result = _open(args)
+    run_budgets = result.config.budgets
+
+    def budget(flag: float | None, run_value: float | None) -> float | None:
+        return flag if flag is not None else run_value
+
+    policy = Policy(
+        args.policy,
+        max_latency_ms=budget(args.max_latency_ms, run_budgets.max_latency_ms),
+        max_memory_mb=budget(args.max_memory_mb, run_budgets.max_memory_mb),
+        min_accuracy=budget(args.min_accuracy, run_budgets.min_accuracy),
+        weights=parse_weights(args.weights, result.objectives) if args.weights else {},
+    )
+    members = [
+        Member(t.number, str(t.user_attrs["family"]), metrics_of(t, result.overrides))
+        for t in result.front
+    ]
+    selection = select(members, result.objectives, policy)
+    path = write_selection(result, selection, make_context(result.config), export_model)
+    document = json.loads(path.read_text())
+    if args.json:
+        out.write(
+            json.dumps(
+                {
+                    "selected": document["trial"],
+                    "model": document["model"],
+                    "sha256": document["sha256"],
+                    **selection_record(selection, result.objectives),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        return EXIT_OK
+    w = selection.winner
+    shown = ", ".join(f"{o.name} {w.metrics[o.name]:.4g}" for o in result.objectives)
+    lines = [f"Selected trial {w.trial} ({w.family}) by {policy.kind}: {shown}."]
+    if selection.slack:
+        lines.append("Slack: " + ", ".join(f"{k} {v:+.4g}" for k, v in selection.slack.items()))
+    for trial, reason in sorted(selection.reasons.items()):
+        lines.append(f"  trial {trial}: {reason}")
+    lines.append(f"Wrote {path} (model {document['model']}, sha256 {document['sha256'][:16]}…).")
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _plot(args: argparse.Namespace, out: TextIO) -> int:
+    from moopt._export import report_html, write_atomic, write_plots
+
+    result = _open(args)
+    paths = write_plots(result, args.format)
+    write_atomic(result.config.out / "report.html", report_html(result))
+    out.write(
+        f"Wrote {len(paths)} plots to {result.config.out / 'plots'} and refreshed "
+        f"{result.config.out / 'report.html'}.\n"
+    )
     return EXIT_OK
 
 
@@ -265,6 +423,12 @@ def main(
     try:
         if args.command == "replay":
             return _replay(args, out)
+        if args.command == "front":
+            return _front(args, out)
+        if args.command in ("select", "export"):
+            return _select(args, out, export_model=args.command == "export")
+        if args.command == "plot":
+            return _plot(args, out)
         return _run(args, out, err)
     except MooptError as exc:
         err.write(f"moopt: error: {exc}\n")

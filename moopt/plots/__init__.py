@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from moopt.plots._history import (
+    HypervolumeHistory,
+    ParallelData,
+    hypervolume_figure,
+    hypervolume_history,
+    parallel_data,
+    parallel_figure,
+)
 from moopt.plots._pareto import (
     STYLE,
     ParetoData,
@@ -17,10 +25,16 @@ from moopt.plots._report import render_report
 
 __all__ = [
     "STYLE",
+    "HypervolumeHistory",
+    "ParallelData",
     "ParetoData",
     "PlotPoint",
     "budget_by_objective",
     "figure_json",
+    "hypervolume_figure",
+    "hypervolume_history",
+    "parallel_data",
+    "parallel_figure",
     "pareto_data",
     "pareto_figure",
     "pareto_figure_3d",

@@ -200,6 +200,7 @@ def pareto_figure_3d(data: ParetoData) -> go.Figure:
                 )
             )
     o = data.objectives
+    _budget_planes(fig, data)
     fig.update_layout(
         title="Accuracy, latency and memory",
         template="plotly_white",
@@ -211,6 +212,40 @@ def pareto_figure_3d(data: ParetoData) -> go.Figure:
         },
     )
     return fig
+
+
+def _budget_planes(fig: go.Figure, data: ParetoData) -> None:
+    """A translucent plane at each budget of the first three objectives."""
+    import plotly.graph_objects as go
+
+    if not data.points:
+        return
+    ranges = [(min(data.column(j)), max(data.column(j))) for j in range(3)]
+    for axis in range(3):
+        name = data.objectives[axis].name
+        if name not in data.budgets:
+            continue
+        (a0, a1), (b0, b1) = (ranges[j] for j in range(3) if j != axis)
+        xyz: list[list[float]] = [[], [], []]
+        for a, b in [(a0, b0), (a1, b0), (a1, b1), (a0, b1)]:
+            others = iter((a, b))
+            for j in range(3):
+                xyz[j].append(data.budgets[name] if j == axis else next(others))
+        fig.add_trace(
+            go.Mesh3d(
+                x=xyz[0],
+                y=xyz[1],
+                z=xyz[2],
+                i=[0, 0],
+                j=[1, 2],
+                k=[2, 3],
+                color="#2ca02c",
+                opacity=0.2,
+                name=f"budget {name}",
+                hoverinfo="name",
+                showlegend=True,
+            )
+        )
 
 
 def pareto_figures(data: ParetoData) -> list[tuple[str, go.Figure]]:

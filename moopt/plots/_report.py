@@ -6,8 +6,6 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from moopt.plots._pareto import ParetoData, pareto_figures
-
 
 def _table(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
@@ -27,19 +25,21 @@ def _cell(value: Any) -> str:
 
 
 def render_report(
-    data: ParetoData, front_rows: Sequence[Mapping[str, Any]], facts: Mapping[str, Any]
+    figures: Sequence[tuple[str, Any]],
+    front_rows: Sequence[Mapping[str, Any]],
+    facts: Mapping[str, Any],
 ) -> str:
     """The report page: run facts, the front as a table, and every Pareto plot.
 
     Args:
-        data: Plot data of the study.
+        figures: (name, plotly figure) pairs, in page order.
         front_rows: One flat row per front member (as in front.csv).
         facts: Short facts shown at the top (study, dataset, budgets, host...).
     """
     import plotly.io as pio
 
     plots = []
-    for index, (name, fig) in enumerate(pareto_figures(data)):
+    for index, (name, fig) in enumerate(figures):
         div = pio.to_html(
             fig,
             full_html=False,

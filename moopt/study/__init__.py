@@ -7,6 +7,8 @@ from moopt.study._optimize import (
     STUDY_ATTR,
     Result,
     default_objectives,
+    make_context,
+    open_result,
     optimize,
 )
 from moopt.study._storage import JOURNAL_NAME, open_storage
@@ -23,6 +25,8 @@ __all__ = [
     "SearchContext",
     "artifact_path",
     "default_objectives",
+    "make_context",
+    "open_result",
     "open_storage",
     "optimize",
     "run_loop",

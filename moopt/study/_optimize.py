@@ -7,6 +7,7 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -28,7 +29,7 @@ from moopt.search import (
     suggest,
 )
 from moopt.study._loop import ProgressEvent, RunSummary, run_loop
-from moopt.study._storage import open_storage, storage_description
+from moopt.study._storage import JOURNAL_NAME, open_storage, storage_description
 from moopt.study._trial import SearchContext, evaluate
 from objectives import (
     Accuracy,
@@ -58,7 +59,7 @@ class Result:
     config: Config
     objectives: tuple[ObjectiveInfo, ...]
     front: tuple[optuna.trial.FrozenTrial, ...]
-    summary: RunSummary
+    summary: RunSummary | None
     record: Mapping[str, Any]
     reverification: Reverification | None = None
 
@@ -133,6 +134,74 @@ def runtime_space(config: Config) -> RuntimeSpace:
     return RuntimeSpace(threads=threads, graph_optimization=levels, quantize=config.quantize)
 
 
+def make_context(
+    config: Config,
+    objectives: Sequence[Objective] | None = None,
+    isolation: Isolation | None = None,
+) -> SearchContext:
+    """Load the data, resolve the space and the objectives: what every trial of a run shares.
+
+    Raises:
+        MooptError: Invalid data or space.
+    """
+    dataset = load_dataset(config.dataset, config.target)
+    return SearchContext(
+        space=resolve_space(config.families, config.space),
+        split=split(dataset, config.test_size, config.split_seed, config.stratify),
+        objectives=list(objectives) if objectives is not None else default_objectives(config),
+        settings=RuntimeSettings(batch_size=config.batch_size),
+        budgets=config.budgets,
+        parity_tolerance=config.parity_tolerance,
+        seed=config.seed,
+        isolation=isolation or Isolation(),
+        artifacts=config.out / "artifacts",
+        runtime=runtime_space(config),
+    )
+
+
+def open_result(out: Path, storage: str | None = None, study_name: str = "moopt") -> Result:
+    """Open a finished study (the output folder of `moopt run`, or any storage) as a Result.
+
+    The front is recomputed from the study, with the re-verified numbers of its last
+    re-verification; nothing is trained or measured.
+
+    Raises:
+        StudyError: No such study, or a study moopt did not make.
+    """
+    if storage is None and not (out / JOURNAL_NAME).exists():
+        raise StudyError(
+            f"No moopt study in '{out}': {out / JOURNAL_NAME} does not exist. "
+            "Pass the --out folder of `moopt run`, or --storage and --study."
+        )
+    backend = open_storage(storage, out)
+    if study_name not in optuna.study.get_all_study_names(backend):
+        raise StudyError(
+            f"No study named '{study_name}' in "
+            f"{storage_description(storage, out)}. Pass --study with its name."
+        )
+    study = optuna.load_study(study_name=study_name, storage=backend)
+    record = study.user_attrs.get(STUDY_ATTR)
+    if record is None:
+        raise StudyError(f"The study '{study_name}' was not made by moopt.")
+    values = {k: v for k, v in record["config"].items() if k != "budgets" and v is not None}
+    values.update(record["config"]["budgets"])
+    values.update({"out": str(out), "study": study_name})
+    if storage is not None:
+        values["storage"] = storage
+    config = make_config(values)
+    objectives = tuple(
+        ObjectiveInfo(o["name"], o["direction"], o["unit"]) for o in record["objectives"]
+    )
+    reverification = None
+    if REVERIFY_ATTR in study.user_attrs:
+        from moopt._reverify import Reverification
+
+        reverification = Reverification.from_dict(study.user_attrs[REVERIFY_ATTR])
+    overrides = reverification.remeasured if reverification else None
+    front = tuple(front_trials(study.trials, objectives, overrides))
+    return Result(study, config, objectives, front, None, record, reverification)
+
+
 def _strategy(config: Config, study: optuna.Study) -> Strategy:
     return Strategy(config.sampler, population=study.user_attrs[STUDY_ATTR]["population_size"])
 
@@ -176,26 +245,11 @@ def optimize(
         config = make_config(settings)
     elif settings:
         raise TypeError("Pass either a Config or keyword settings, not both.")
-    dataset = load_dataset(config.dataset, config.target)
-    data_split = split(dataset, config.test_size, config.split_seed, config.stratify)
-    space = resolve_space(config.families, config.space)
-    objs = list(objectives) if objectives is not None else default_objectives(config)
-    settings_rt = RuntimeSettings(batch_size=config.batch_size)
-    ctx = SearchContext(
-        space=space,
-        split=data_split,
-        objectives=objs,
-        settings=settings_rt,
-        budgets=config.budgets,
-        parity_tolerance=config.parity_tolerance,
-        seed=config.seed,
-        isolation=isolation or Isolation(),
-        artifacts=config.out / "artifacts",
-        runtime=runtime_space(config),
-    )
+    ctx = make_context(config, objectives, isolation)
+    space, objs = ctx.space, list(ctx.objectives)
     record = {
         "config": config.identity(),
-        "data": data_split.record,
+        "data": ctx.split.record,
         "objectives": [i.as_dict() for i in ctx.infos],
         "runtime": {
             "batch_size": config.batch_size,

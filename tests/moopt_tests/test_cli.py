@@ -142,7 +142,7 @@ def test_summary_and_report(iris_run) -> None:
     assert "Pareto front of study 'moopt'" in stdout
     assert "8 distinct evaluations, 0 failed" in stdout
     html = (out / "report.html").read_text()
-    assert "plotly" in html and html.count('class="plot"') == 4  # 3 pairs + 3-D
+    assert "plotly" in html and html.count('class="plot"') == 6  # 3 pairs, 3-D, HV, parallel
     # Works offline: plotly.js is inline, and nothing is loaded from elsewhere. (The bundle
     # holds map-tile URLs as strings; they are used only by map traces, which moopt never draws.)
     assert len(html) > 1_000_000
