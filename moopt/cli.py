@@ -253,6 +253,73 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_source_flags(plot)
     plot.add_argument("--format", choices=("html", "png", "svg"), default="html")
+    gate = commands.add_parser(
+        "gate",
+        help="pass or fail a model against latency, memory and accuracy budgets",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measure MODEL.onnx with the search's own measurement code and judge it "
+        "against budgets.\n\nLatency is judged statistically: PASS when the upper bound of "
+        "the percentile's 95%% confidence\ninterval is within the budget, FAIL when its lower "
+        "bound is over it; in between the gate\ntakes more samples up to --max-time, then "
+        "reports INCONCLUSIVE. With --baseline, both models\nare timed interleaved and the "
+        "regression is judged on the ratio.\n\nExit codes:\n  0  every check passed\n  "
+        "1  a check failed (or was inconclusive, unless --inconclusive-exit)\n  2  usage or "
+        "input error (missing or corrupt model, data that does not fit it, hash\n     "
+        "mismatch with --manifest, unknown option)",
+    )
+    gate.add_argument("model", metavar="MODEL.onnx")
+    gate.add_argument(
+        "--data",
+        metavar="SOURCE",
+        help="bundled dataset name (split as `moopt run` does), .csv or .npz "
+        "(default: the manifest's dataset)",
+    )
+    gate.add_argument("--target", metavar="COLUMN", help="label column of a CSV")
+    gate.add_argument(
+        "--manifest",
+        metavar="selected.json",
+        help="budgets, data and settings from `moopt export`; the model's sha256 must match",
+    )
+    gate.add_argument("--max-latency-ms", type=float, metavar="X")
+    gate.add_argument(
+        "--percentile",
+        type=float,
+        metavar="P",
+        help="latency percentile judged (default 95, or the manifest's)",
+    )
+    gate.add_argument("--max-memory-mb", type=float, metavar="M")
+    gate.add_argument("--min-accuracy", type=float, metavar="A")
+    gate.add_argument("--baseline", metavar="OLD.onnx", help="the model in production")
+    gate.add_argument(
+        "--max-latency-regression",
+        type=_fraction,
+        metavar="10%%",
+        help="largest slowdown against --baseline (default 10%% with a baseline)",
+    )
+    gate.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        metavar="D",
+        help="largest accuracy drop against --baseline",
+    )
+    gate.add_argument("--batch-size", type=int, metavar="B")
+    gate.add_argument("--threads", type=int, metavar="T")
+    gate.add_argument(
+        "--max-time",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds of latency sampling before a check is inconclusive",
+    )
+    gate.add_argument(
+        "--inconclusive-exit",
+        type=int,
+        default=1,
+        metavar="CODE",
+        help="exit code when no check failed but one was inconclusive (default 1)",
+    )
+    gate.add_argument("--json", dest="json_file", metavar="FILE", help="write the report as JSON")
+    gate.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per check")
     replay = commands.add_parser(
         "replay",
         help="run a search strategy against a table of measured configurations",
@@ -393,6 +460,72 @@ def _plot(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _fraction(text: str) -> float:
+    from moopt._gate import parse_fraction
+
+    try:
+        return parse_fraction(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a share like 10% or 0.1, got {text!r}"
+        ) from None
+
+
+def _gate(args: argparse.Namespace, out: TextIO) -> int:
+    from moopt._errors import ConfigError
+    from moopt._export import write_atomic
+    from moopt._gate import GateSpec, junit_xml, read_manifest, run_gate, table
+
+    manifest = read_manifest(Path(args.manifest)) if args.manifest else {}
+    budgets = manifest.get("budgets", {})
+    runtime = manifest.get("runtime", {})
+    data = manifest.get("data", {})
+    latency_name = next(
+        (o["name"] for o in manifest.get("objectives", []) if o["name"].startswith("latency_p")),
+        "latency_p95_ms",
+    )
+    source = args.data or data.get("source")
+    if source is None:
+        raise ConfigError(
+            "The gate needs data: pass --data (a bundled dataset, a .csv or an "
+            ".npz) or a --manifest that names its dataset."
+        )
+
+    def pick(flag: Any, fallback: Any) -> Any:
+        return flag if flag is not None else fallback
+
+    regression = args.max_latency_regression
+    if args.baseline and regression is None and args.max_accuracy_drop is None:
+        regression = 0.10
+    spec = GateSpec(
+        model=Path(args.model),
+        data=source,
+        target=pick(args.target, data.get("target") if args.data is None else None),
+        max_latency_ms=pick(args.max_latency_ms, budgets.get("max_latency_ms")),
+        percentile=pick(args.percentile, float(latency_name[len("latency_p") : -len("_ms")])),
+        max_memory_mb=pick(args.max_memory_mb, budgets.get("max_memory_mb")),
+        min_accuracy=pick(args.min_accuracy, budgets.get("min_accuracy")),
+        baseline=Path(args.baseline) if args.baseline else None,
+        max_latency_regression=regression,
+        max_accuracy_drop=args.max_accuracy_drop,
+        batch_size=pick(args.batch_size, runtime.get("batch_size", 1)),
+        threads=pick(args.threads, runtime.get("intra_op_threads", 1)),
+        graph_optimization=runtime.get("graph_optimization", "all"),
+        max_time_s=args.max_time,
+        expected_sha256=manifest.get("sha256"),
+        split={k: data[k] for k in ("test_size", "split_seed", "stratify") if k in data},
+    )
+    report = run_gate(spec)
+    out.write(table(report) + "\n")
+    if args.json_file:
+        write_atomic(Path(args.json_file), json.dumps(report.as_dict(), indent=2) + "\n")
+    if args.junit:
+        write_atomic(Path(args.junit), junit_xml(report))
+    if report.verdict == "pass":
+        return EXIT_OK
+    return 1 if report.verdict == "fail" else int(args.inconclusive_exit)
+
+
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
     from moopt._replay import load_table, parse_objectives, replay, write_jsonl
     from moopt.search import Strategy
@@ -429,6 +562,8 @@ def main(
             return _select(args, out, export_model=args.command == "export")
         if args.command == "plot":
             return _plot(args, out)
+        if args.command == "gate":
+            return _gate(args, out)
         return _run(args, out, err)
     except MooptError as exc:
         err.write(f"moopt: error: {exc}\n")

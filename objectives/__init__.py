@@ -31,14 +31,16 @@ from objectives._isolation import (
     measure_interleaved,
     measurement_lock,
 )
-from objectives._latency import REPORTED_PERCENTILES, Latency
+from objectives._latency import REPORTED_PERCENTILES, Latency, LatencyBudget
 from objectives._memory import PeakMemory
 from objectives._session import open_session
 from objectives._stats import (
     MIN_SAMPLES,
+    Decision,
     Interval,
     SamplingResult,
     SamplingRule,
+    decide_percentile,
     min_samples,
     percentile_interval,
     sample_interleaved,
@@ -50,6 +52,7 @@ __all__ = [
     "REPORTED_PERCENTILES",
     "SCORERS",
     "Accuracy",
+    "Decision",
     "Direction",
     "EvalData",
     "GraphOptimization",
@@ -57,6 +60,7 @@ __all__ = [
     "Interval",
     "Isolation",
     "Latency",
+    "LatencyBudget",
     "Measurement",
     "MeasurementError",
     "MeasurementReport",
@@ -68,6 +72,7 @@ __all__ = [
     "SamplingResult",
     "SamplingRule",
     "check_parity",
+    "decide_percentile",
     "default_lock_path",
     "host_record",
     "measure",

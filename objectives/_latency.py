@@ -12,7 +12,13 @@ from objectives._base import Direction, EvalData, Measurement, OnnxModel, Runtim
 from objectives._calibration import record_reference, reference_floor
 from objectives._host import host_record
 from objectives._session import batch_of, input_name, open_session
-from objectives._stats import SamplingResult, SamplingRule, percentile_interval, sample_interleaved
+from objectives._stats import (
+    SamplingResult,
+    SamplingRule,
+    decide_percentile,
+    percentile_interval,
+    sample_interleaved,
+)
 
 #: Percentiles reported with every latency measurement.
 REPORTED_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
@@ -164,3 +170,57 @@ class Latency:
             "settings": settings.as_dict(),
         }
         return Measurement(self.name, values, details)
+
+
+@dataclass(frozen=True)
+class LatencyBudget:
+    """Whether a latency percentile is within a budget: the release gate's latency check.
+
+    Measured like :class:`Latency` (isolated), but sampling stops as soon as the confidence
+    interval of the percentile is clearly on one side of the budget (see
+    :func:`objectives.decide_percentile`).
+    """
+
+    budget_ms: float
+    percentile: float = 95.0
+    max_time_s: float = 5.0
+    confidence: float = 0.95
+    clock: Callable[[], int] = field(default=time.perf_counter_ns, repr=False, compare=False)
+    direction: Direction = "minimize"
+    unit: str = "ms"
+    isolated: bool = True
+
+    @property
+    def name(self) -> str:
+        """``latency_p<percentile>_ms``."""
+        return _key(self.percentile)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The judged percentile."""
+        return (self.name,)
+
+    def measure(self, model: OnnxModel, data: EvalData, settings: RuntimeSettings) -> Measurement:
+        """Time the model until the verdict is clear or the time cap is reached."""
+        session = open_session(model.content, settings)
+        feed = {input_name(session): batch_of(data.features, settings.batch_size)}
+        decision = decide_percentile(
+            functools.partial(session.run, None, feed),
+            self.clock,
+            self.budget_ms,
+            self.percentile,
+            confidence=self.confidence,
+            max_time_s=self.max_time_s,
+        )
+        iv = decision.interval
+        details = {
+            "verdict": decision.verdict,
+            "low": iv.low,
+            "high": iv.high,
+            "confidence": iv.confidence,
+            "samples": decision.samples,
+            "elapsed_s": round(decision.elapsed_s, 3),
+            "budget_ms": self.budget_ms,
+            "settings": settings.as_dict(),
+        }
+        return Measurement(self.name, {self.name: iv.estimate}, details)

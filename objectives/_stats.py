@@ -308,3 +308,61 @@ def sample_latency(
         ``time_cap`` or ``hard_cap``.
     """
     return sample_interleaved([run_once], clock, rule)[0]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A percentile judged against a budget.
+
+    Attributes:
+        verdict: ``pass`` (the interval's upper bound is within the budget), ``fail`` (its
+            lower bound is above it) or ``inconclusive`` (the budget lies inside the interval
+            when the time cap was reached).
+        interval: The percentile's estimate and confidence interval, in ms.
+        samples: Samples taken.
+        elapsed_s: Time spent sampling.
+    """
+
+    verdict: str
+    interval: Interval
+    samples: int
+    elapsed_s: float
+
+
+def decide_percentile(
+    run_once: Callable[[], object],
+    clock: Callable[[], int],
+    budget_ms: float,
+    percentile: float = 95.0,
+    *,
+    confidence: float = 0.95,
+    max_time_s: float = 5.0,
+    warmup_runs: int = 10,
+    block_s: float = 0.01,
+) -> Decision:
+    """Sample until the percentile is clearly within or clearly over ``budget_ms``.
+
+    After warm-up and once there are enough samples for the percentile, every block ends with
+    a check: pass when the upper bound of the ``confidence`` interval is within the budget,
+    fail when the lower bound is above it. A percentile too close to the budget to tell
+    within ``max_time_s`` is ``inconclusive``, rather than a verdict that flips between runs.
+    """
+    needed = min_samples(percentile)
+    size = _block_size(run_once, clock, warmup_runs, block_s, 2000)
+    samples: list[float] = []
+    start = clock()
+    while True:
+        samples.extend(_timed(run_once, clock, size))
+        elapsed = (clock() - start) / 1e9
+        if len(samples) < needed:
+            if elapsed >= max_time_s * 4:  # a model too slow to ever reach the count
+                interval = percentile_interval(samples, percentile, confidence)
+                return Decision("inconclusive", interval, len(samples), elapsed)
+            continue
+        interval = percentile_interval(samples, percentile, confidence)
+        if interval.high <= budget_ms:
+            return Decision("pass", interval, len(samples), elapsed)
+        if interval.low > budget_ms:
+            return Decision("fail", interval, len(samples), elapsed)
+        if elapsed >= max_time_s:
+            return Decision("inconclusive", interval, len(samples), elapsed)

