@@ -61,6 +61,9 @@ class Config:
     budgets: Budgets = field(default_factory=Budgets)
     parity_tolerance: float = 0.01
     reverify: bool = True
+    heartbeat_s: int = 60
+    trial_timeout_s: float | None = None
+    workers: int = 1
     storage: str | None = None
     study: str = "moopt"
     out: Path = Path("moopt-out")
@@ -84,6 +87,7 @@ class Config:
             "latency_percentile": self.latency_percentile,
             "budgets": self.budgets.as_dict(),
             "parity_tolerance": self.parity_tolerance,
+            "trial_timeout_s": self.trial_timeout_s,
             "space": {k: dict(v) for k, v in sorted(self.space.items())},
         }
 
@@ -215,6 +219,14 @@ def make_config(values: Mapping[str, Any]) -> Config:
                 f"Got {v['scorer']!r} instead."
             )
         out["scorer"] = v["scorer"]
+    if v.get("trial_timeout_s") is not None:
+        out["trial_timeout_s"] = float(
+            _number("trial_timeout_s", v["trial_timeout_s"], low=0.0, low_open=True)
+        )
+    if "heartbeat_s" in v:
+        out["heartbeat_s"] = _number("heartbeat_s", v["heartbeat_s"], low=1, integer=True)
+    if "workers" in v:
+        out["workers"] = _number("workers", v["workers"], low=1, high=256, integer=True)
     if "trials" in v:
         out["trials"] = _number("trials", v["trials"], low=1, integer=True)
     if v.get("population_size") is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -223,6 +224,55 @@ def build_parser() -> argparse.ArgumentParser:
         "codes: 0 done, 2 bad input, 130 interrupted (the output folder is still written).",
     )
     _add_run_flags(run)
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="K",
+        help="local worker processes sharing the trials (default 1)",
+    )
+    create = commands.add_parser(
+        "create",
+        help="create a study for workers, without running trials",
+        description="Create the study with its whole configuration recorded in the storage, "
+        "so that workers (`moopt worker`) on this or other machines need nothing else. Takes "
+        "the flags of `moopt run`.",
+    )
+    _add_run_flags(create)
+    worker = commands.add_parser(
+        "worker",
+        help="join an existing study and evaluate trials",
+        description="Join a study created by `moopt run` or `moopt create` and evaluate "
+        "trials; the configuration comes from the study. Run one per machine (or core) "
+        "against the same --storage (PostgreSQL across machines). A worker killed mid-trial "
+        "has that trial failed and retried.",
+    )
+    worker.add_argument(
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="postgresql://..., or the study.journal file of an output folder",
+    )
+    worker.add_argument("--study", default="moopt", metavar="NAME")
+    worker.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="distinct evaluations by this worker (default: the study's)",
+    )
+    worker.add_argument(
+        "--out",
+        default="moopt-out",
+        metavar="DIR",
+        help="where this worker keeps its models (default moopt-out)",
+    )
+    worker.add_argument(
+        "--heartbeat-s",
+        type=int,
+        default=60,
+        metavar="S",
+        help="database heartbeat; a trial silent 3x as long is retried",
+    )
+    worker.add_argument("--quiet", action="store_true", help="no progress lines")
     front = commands.add_parser(
         "front",
         help="print the front of a finished study",
@@ -355,7 +405,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """The config file's settings, overridden by every flag given (flag names are the keys)."""
     values: dict[str, Any] = read_config_file(args.config) if args.config else {}
     for key, value in vars(args).items():
-        if key not in ("command", "config") and value is not None:
+        if key not in ("command", "config", "workers") and value is not None:
             values[key] = value
     return values
 
@@ -364,7 +414,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = make_config(_settings(args))
     progress = ProgressLine(err)
     try:
-        result = optimize(config, progress=progress)
+        workers = getattr(args, "workers", None) or config.workers
+        result = optimize(config, progress=progress, workers=workers)
     finally:
         progress.close()
     out.write(summary_text(result) + "\n")
@@ -458,6 +509,37 @@ def _plot(args: argparse.Namespace, out: TextIO) -> int:
         f"{result.config.out / 'report.html'}.\n"
     )
     return EXIT_OK
+
+
+def _create(args: argparse.Namespace, out: TextIO) -> int:
+    from moopt.study import prepare
+
+    config = make_config(_settings(args))
+    _, study = prepare(config)
+    storage = config.storage or str(config.out / "study.journal")
+    out.write(
+        f"Study '{study.study_name}' is ready in {storage}. Start workers with:\n"
+        f"  moopt worker --storage {storage} --study {study.study_name} --trials N\n"
+    )
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from moopt.study import run_worker
+
+    progress = None if args.quiet else ProgressLine(err)
+    try:
+        summary = run_worker(
+            Path(args.out), args.storage, args.study, args.trials, progress, args.heartbeat_s
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    out.write(
+        f"Worker {os.getpid()}: {summary.evaluated} distinct evaluations, "
+        f"{summary.failed} failed, {summary.cache_hits} from the cache.\n"
+    )
+    return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
 
 
 def _fraction(text: str) -> float:
@@ -564,6 +646,10 @@ def main(
             return _plot(args, out)
         if args.command == "gate":
             return _gate(args, out)
+        if args.command == "create":
+            return _create(args, out)
+        if args.command == "worker":
+            return _worker(args, out, err)
         return _run(args, out, err)
     except MooptError as exc:
         err.write(f"moopt: error: {exc}\n")

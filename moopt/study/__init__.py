@@ -7,12 +7,16 @@ from moopt.study._optimize import (
     STUDY_ATTR,
     Result,
     default_objectives,
+    finish,
     make_context,
     open_result,
     optimize,
+    prepare,
+    search,
 )
 from moopt.study._storage import JOURNAL_NAME, open_storage
 from moopt.study._trial import PARITY_CONSTRAINT, SearchContext, artifact_path
+from moopt.study._workers import run_worker, sweep_dead_workers
 
 __all__ = [
     "JOURNAL_NAME",
@@ -25,9 +29,14 @@ __all__ = [
     "SearchContext",
     "artifact_path",
     "default_objectives",
+    "finish",
     "make_context",
     "open_result",
     "open_storage",
     "optimize",
+    "prepare",
     "run_loop",
+    "run_worker",
+    "search",
+    "sweep_dead_workers",
 ]

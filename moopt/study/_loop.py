@@ -8,15 +8,33 @@ table) fails its trial without counting.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import optuna
 
-from moopt._errors import CandidateError
+from moopt._errors import CandidateError, StudyError
 from moopt.search import Candidate
+from moopt.study._storage import Heartbeat, heartbeat_enabled
 from moopt.study._trial import replay_cached
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [optuna.exceptions.StorageInternalError]
+    try:
+        from sqlalchemy.exc import DBAPIError
+
+        errors.append(DBAPIError)
+    except ImportError:  # pragma: no cover - SQLAlchemy comes with Optuna
+        pass
+    return tuple(errors)
+
+
+#: Errors of a storage that stopped answering for a while (a database restart).
+STORAGE_ERRORS = _storage_errors()
 
 #: Proposals per wanted evaluation before the search gives up on finding new configurations.
 MAX_ASKS_PER_EVALUATION = 20
@@ -135,6 +153,8 @@ def run_loop(
     front_size: Callable[[], int] = lambda: 0,
     progress: Callable[[ProgressEvent], None] | None = None,
     exhausted: Callable[[], bool] = lambda: False,
+    heartbeat_s: float = 60.0,
+    max_outage_s: float = 120.0,
 ) -> RunSummary:
     """Ask, evaluate and tell until ``wanted`` distinct evaluations were made.
 
@@ -147,6 +167,8 @@ def run_loop(
         front_size: Current front size, for progress events.
         progress: Called after every trial.
         exhausted: True when nothing new is left to evaluate (stops the loop).
+        heartbeat_s: Heartbeat interval of a running trial (database storages).
+        max_outage_s: How long to wait for a storage that stopped answering.
     """
     cache = {t.user_attrs["candidate_key"]: t for t in study.trials if _cacheable(t)}
     tally = _Tally()
@@ -154,16 +176,41 @@ def run_loop(
     interrupted = False
     start = time.perf_counter()
     trial: optuna.Trial | None = None
+    outage_since: float | None = None
+    storage = study._storage  # Optuna exposes no public handle; needed for heartbeats
+    worker = {
+        "host": os.environ.get("MOOPT_HOST_NAME") or socket.gethostname(),
+        "pid": os.getpid(),
+    }
     try:
         while (
             tally.evaluated < wanted
             and asks < MAX_ASKS_PER_EVALUATION * wanted
             and not exhausted()
         ):
-            asks += 1
-            trial = study.ask()
-            line = _one(study, trial, propose, evaluate, cache, tally)
-            trial = None
+            try:
+                if heartbeat_enabled(storage):
+                    optuna.storages.fail_stale_trials(study)
+                asks += 1
+                trial = study.ask()
+                with Heartbeat(storage, trial._trial_id, heartbeat_s):
+                    # Named inside the heartbeat: a trial that names its worker has beaten.
+                    trial.set_user_attr("worker", worker)
+                    line = _one(study, trial, propose, evaluate, cache, tally)
+                trial = None
+                outage_since = None
+            except STORAGE_ERRORS as exc:
+                # The database went away: wait for it (the unfinished trial, if any, is
+                # failed by its missing heartbeat and retried).
+                outage_since = outage_since or time.monotonic()
+                if time.monotonic() - outage_since > max_outage_s:
+                    raise StudyError(
+                        f"The storage has not answered for {max_outage_s:g} s: "
+                        f"{type(exc).__name__}. Check that the database is running."
+                    ) from exc
+                trial = None
+                time.sleep(min(5.0, 0.5 + (time.monotonic() - outage_since) / 4))
+                continue
             if progress is not None:
                 progress(
                     ProgressEvent(

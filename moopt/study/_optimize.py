@@ -31,6 +31,7 @@ from moopt.search import (
 from moopt.study._loop import ProgressEvent, RunSummary, run_loop
 from moopt.study._storage import JOURNAL_NAME, open_storage, storage_description
 from moopt.study._trial import SearchContext, evaluate
+from moopt.study._workers import run_local_workers
 from objectives import (
     Accuracy,
     Direction,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 #: Study user attribute holding moopt's record of the run (settings, data, objectives).
 STUDY_ATTR = "moopt"
+#: Set in the environment of local worker processes started by `moopt run --workers`.
+WORKER_ENV = "MOOPT_LOCAL_WORKER"
 #: Study user attribute holding the last re-verification of the front.
 REVERIFY_ATTR = "moopt.reverification"
 
@@ -89,7 +92,7 @@ def _open_study(
     directions: Sequence[Direction],
     space: Mapping[str, Family],
 ) -> optuna.Study:
-    storage = open_storage(config.storage, config.out)
+    storage = open_storage(config.storage, config.out, config.heartbeat_s)
     names = optuna.study.get_all_study_names(storage)
     if config.study in names:
         study = optuna.load_study(study_name=config.study, storage=storage)
@@ -124,11 +127,17 @@ def _open_study(
     return study
 
 
-def runtime_space(config: Config) -> RuntimeSpace:
-    """The deployment knobs a run searches: those the config does not fix."""
+def runtime_space(config: Config, workers: int = 1) -> RuntimeSpace:
+    """The deployment knobs a run searches: those the config does not fix.
+
+    With several local workers, the measuring CPU is kept free of training, so a model may
+    use at most the other cores' worth of threads.
+    """
     import psutil
 
     cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    if workers > 1:
+        cores = max(1, cores - 1)
     threads = (config.threads,) if config.threads else tuple(range(1, cores + 1))
     levels = (config.graph_optimization,) if config.graph_optimization else GRAPH_LEVELS_SEARCHED
     return RuntimeSpace(threads=threads, graph_optimization=levels, quantize=config.quantize)
@@ -138,6 +147,7 @@ def make_context(
     config: Config,
     objectives: Sequence[Objective] | None = None,
     isolation: Isolation | None = None,
+    workers: int = 1,
 ) -> SearchContext:
     """Load the data, resolve the space and the objectives: what every trial of a run shares.
 
@@ -155,11 +165,14 @@ def make_context(
         seed=config.seed,
         isolation=isolation or Isolation(),
         artifacts=config.out / "artifacts",
-        runtime=runtime_space(config),
+        runtime=runtime_space(config, workers),
+        timeout_s=config.trial_timeout_s,
     )
 
 
-def open_result(out: Path, storage: str | None = None, study_name: str = "moopt") -> Result:
+def open_result(
+    out: Path, storage: str | None = None, study_name: str = "moopt", heartbeat_s: int = 60
+) -> Result:
     """Open a finished study (the output folder of `moopt run`, or any storage) as a Result.
 
     The front is recomputed from the study, with the re-verified numbers of its last
@@ -173,7 +186,7 @@ def open_result(out: Path, storage: str | None = None, study_name: str = "moopt"
             f"No moopt study in '{out}': {out / JOURNAL_NAME} does not exist. "
             "Pass the --out folder of `moopt run`, or --storage and --study."
         )
-    backend = open_storage(storage, out)
+    backend = open_storage(storage, out, heartbeat_s)
     if study_name not in optuna.study.get_all_study_names(backend):
         raise StudyError(
             f"No study named '{study_name}' in "
@@ -185,7 +198,7 @@ def open_result(out: Path, storage: str | None = None, study_name: str = "moopt"
         raise StudyError(f"The study '{study_name}' was not made by moopt.")
     values = {k: v for k, v in record["config"].items() if k != "budgets" and v is not None}
     values.update(record["config"]["budgets"])
-    values.update({"out": str(out), "study": study_name})
+    values.update({"out": str(out), "study": study_name, "heartbeat_s": heartbeat_s})
     if storage is not None:
         values["storage"] = storage
     config = make_config(values)
@@ -207,11 +220,12 @@ def _strategy(config: Config, study: optuna.Study) -> Strategy:
 
 
 def _sampler(config: Config, study: optuna.Study, families: int) -> optuna.samplers.BaseSampler:
-    # Reseed by the trials already there: a resumed run or a second worker must not replay
-    # the same proposals.
-    return make_sampler(
-        _strategy(config, study), config.seed + len(study.trials), config.trials, families
-    )
+    seed = config.seed + len(study.trials) + (os.getpid() if _is_worker() else 0)
+    return make_sampler(_strategy(config, study), seed, config.trials, families)
+
+
+def _is_worker() -> bool:
+    return os.environ.get(WORKER_ENV) == "1"
 
 
 def optimize(
@@ -221,6 +235,7 @@ def optimize(
     isolation: Isolation | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
     write: bool = True,
+    workers: int = 1,
     **settings: Any,
 ) -> Result:
     """Search for the trade-offs between accuracy, latency and peak memory.
@@ -233,6 +248,7 @@ def optimize(
         isolation: How latency and memory are isolated (default: fresh pinned process, lock).
         progress: Called after every trial.
         write: Write the output folder (front.json, front.csv, report.html, models/).
+        workers: Local worker processes sharing the search (each a `moopt worker`).
 
     Returns:
         The study, its feasible Pareto front and a summary of this run.
@@ -245,8 +261,26 @@ def optimize(
         config = make_config(settings)
     elif settings:
         raise TypeError("Pass either a Config or keyword settings, not both.")
-    ctx = make_context(config, objectives, isolation)
-    space, objs = ctx.space, list(ctx.objectives)
+    ctx, study = prepare(config, objectives, isolation, workers=workers)
+    if workers > 1:
+        summary = run_local_workers(config, study, workers, progress)
+    else:
+        summary = search(study, ctx, config, config.trials, progress)
+    return finish(study, ctx, config, summary, write)
+
+
+def prepare(
+    config: Config,
+    objectives: Sequence[Objective] | None = None,
+    isolation: Isolation | None = None,
+    workers: int = 1,
+) -> tuple[SearchContext, optuna.Study]:
+    """Load the data and open the study (created, with the run's record, if new).
+
+    Raises:
+        MooptError: Invalid data or space, or a study that does not fit the settings.
+    """
+    ctx = make_context(config, objectives, isolation, workers=workers)
     record = {
         "config": config.identity(),
         "data": ctx.split.record,
@@ -259,17 +293,31 @@ def optimize(
         },
         "moopt": __version__,
     }
-    study = _open_study(config, record, [o.direction for o in objs], space)
-    study.sampler = _sampler(config, study, len(space))
+    study = _open_study(config, record, [o.direction for o in ctx.objectives], ctx.space)
+    return ctx, study
+
+
+def search(
+    study: optuna.Study,
+    ctx: SearchContext,
+    config: Config,
+    trials: int,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> RunSummary:
+    """Run ``trials`` distinct evaluations of the study in this process."""
+    # Reseed by the trials already there and by this process: a resumed run or a second
+    # worker must not replay the same proposals (optuna#3162).
+    study.sampler = _sampler(config, study, len(ctx.space))
     flat = _strategy(config, study).flat
     finished_before = {t.number for t in study.trials if t.state.is_finished()}
     summary = run_loop(
         study,
         lambda trial: suggest(trial, ctx.space, flat=flat, runtime=ctx.runtime),
         lambda trial, candidate: evaluate(trial, candidate, ctx),
-        config.trials,
+        trials,
         front_size=lambda: len(front_trials(study.trials, ctx.infos)),
         progress=progress,
+        heartbeat_s=config.heartbeat_s,
     )
     early = [
         t.user_attrs["early_rejected"]
@@ -278,14 +326,24 @@ def optimize(
         and "early_rejected" in t.user_attrs
         and "cached_from" not in t.user_attrs
     ]
-    summary = dataclasses.replace(
+    return dataclasses.replace(
         summary, early_rejected=len(early), saved_s=sum(e["saved_s"] for e in early)
     )
+
+
+def finish(
+    study: optuna.Study,
+    ctx: SearchContext,
+    config: Config,
+    summary: RunSummary | None,
+    write: bool = True,
+) -> Result:
+    """Re-verify the front and write the output folder."""
     reverification = None
-    if config.reverify and not summary.interrupted:
+    if config.reverify and not (summary and summary.interrupted):
         from moopt._reverify import reverify
 
-        latency = next(o for o in objs if isinstance(o, Latency))
+        latency = next(o for o in ctx.objectives if isinstance(o, Latency))
         reverification = reverify(study.trials, ctx, latency)
         study.set_user_attr(REVERIFY_ATTR, reverification.as_dict())
     overrides = reverification.remeasured if reverification else None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import statistics
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +58,7 @@ class SearchContext:
     isolation: Isolation
     artifacts: Path
     runtime: RuntimeSpace = field(default_factory=RuntimeSpace)
+    timeout_s: float | None = None
 
     def settings_for(self, knobs: Mapping[str, Any]) -> RuntimeSettings:
         """How a candidate with these deployment knobs runs (the run's settings otherwise)."""
@@ -117,6 +121,39 @@ def store_artifact(artifacts: Path, model: OnnxModel) -> Path:
         tmp.write_bytes(model.content)
         os.replace(tmp, path)
     return path
+
+
+class _TrialTimeout(BaseException):
+    """Raised by the alarm; a BaseException, like KeyboardInterrupt, so no estimator code's
+    ``except Exception`` swallows it on the way out."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None, stage: str) -> Iterator[None]:
+    """Stop the work inside after ``seconds`` (a CandidateError of stage ``timeout``).
+
+    Uses a real-time interval timer, so it works in the main thread only (where the search
+    loop runs); elsewhere it does not limit anything.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _TrialTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _TrialTimeout:
+        raise CandidateError(
+            "timeout",
+            f"{stage} took longer than the per-trial limit of {seconds:g} s (trial_timeout_s)",
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def build_model(candidate: Candidate, ctx: SearchContext) -> tuple[Any, OnnxModel, float, float]:
@@ -203,7 +240,8 @@ def evaluate(trial: optuna.Trial, candidate: Candidate, ctx: SearchContext) -> l
         CandidateError: Fitting, conversion or measurement failed.
     """
     try:
-        estimator, model, fit_s, convert_s = build_model(candidate, ctx)
+        with deadline(ctx.timeout_s, "training and conversion"):
+            estimator, model, fit_s, convert_s = build_model(candidate, ctx)
     except TrainingStopped as stop:
         saved = stop.seconds * (1 / stop.fraction - 1) + _typical_measure_s(trial)
         return _reject_early(
