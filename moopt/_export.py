@@ -193,6 +193,12 @@ def report_html(result: Result, document: dict[str, Any] | None = None) -> str:
         f"onnxruntime {document['host']['onnxruntime']}",
         "trials": json.dumps(document["trials"]),
     }
+    if document["host"]["mixed_hosts"]:
+        facts["hosts"] = (
+            f"trials were measured on {len(document['host']['hosts'])} kinds of host "
+            f"({'; '.join(document['host']['hosts'])}); search-time latencies compare only "
+            "within one kind, and the front's numbers are those re-verified on one host"
+        )
     return render_report(figures(result), front_rows(result), facts)
 
 

@@ -111,20 +111,42 @@ def measurement_cpus(threads: int) -> list[int] | None:
     return allowed[-threads:] if len(allowed) > threads else None
 
 
+#: A folder of files named by the process ids of sibling workers (`moopt run --workers`):
+#: while one of them measures, all of them are kept off the measuring CPUs.
+SIBLINGS_ENV = "MOOPT_SIBLINGS_DIR"
+
+
+def _threads_to_move() -> list[int]:
+    """Thread ids of this process and of every registered sibling worker process."""
+    pids = {os.getpid()}
+    folder = os.environ.get(SIBLINGS_ENV)
+    if folder and os.path.isdir(folder):
+        pids |= {int(name) for name in os.listdir(folder) if name.isdigit()}
+    tids = []
+    for pid in pids:
+        with suppress(OSError):
+            tids += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    return tids
+
+
 @contextmanager
 def _parent_elsewhere(cpus: list[int] | None) -> Iterator[None]:
-    """Move every thread of this process off ``cpus`` while the child measures on them.
+    """Move every thread of this process (and of sibling workers) off ``cpus`` meanwhile.
 
-    Threads left over from training (OpenMP, BLAS pools) would otherwise be free to run on
-    the measuring CPU. Affinity is restored afterwards; where it cannot be changed, nothing is.
+    Threads left over from training (OpenMP, BLAS pools), and other local workers training,
+    would otherwise be free to run on the measuring CPU. Affinity is restored afterwards
+    (the measurement lock makes this safe); where it cannot be changed, nothing is.
     """
     if not cpus:
         yield
         return
     others = set(os.sched_getaffinity(0)) - set(cpus)
+    if not others:
+        yield
+        return
     saved: dict[int, set[int]] = {}
     try:
-        for tid in (int(t) for t in os.listdir("/proc/self/task")):
+        for tid in _threads_to_move():
             try:
                 saved[tid] = os.sched_getaffinity(tid)
                 os.sched_setaffinity(tid, others)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import optuna
 from moopt._config import Config
 from moopt.study._loop import ProgressEvent, RunSummary
 from moopt.study._storage import JOURNAL_NAME
+from objectives._isolation import SIBLINGS_ENV
 
 _EVALUATION_STAGES = ("fit", "convert", "quantize", "parity", "measure")
 
@@ -125,9 +127,11 @@ def run_local_workers(
     before = {t.number for t in study.trials if t.state.is_finished()}
     storage = config.storage or str(config.out / JOURNAL_NAME)
     shares = [config.trials // workers + (i < config.trials % workers) for i in range(workers)]
-    env = {**os.environ, WORKER_ENV: "1"}
     logs = config.out / "workers"
-    logs.mkdir(parents=True, exist_ok=True)
+    siblings = logs / "pids"
+    shutil.rmtree(siblings, ignore_errors=True)
+    siblings.mkdir(parents=True)
+    env = {**os.environ, WORKER_ENV: "1", SIBLINGS_ENV: str(siblings)}
     procs = []
     for i, share in enumerate(s for s in shares if s > 0):
         with open(logs / f"worker-{i}.log", "w") as log:
@@ -154,11 +158,13 @@ def run_local_workers(
                     start_new_session=True,
                 )
             )
+    for p in procs:
+        (siblings / str(p.pid)).touch()
     start = time.perf_counter()
     interrupted = False
     try:
         while any(p.poll() is None for p in procs):
-            time.sleep(1.0)
+            time.sleep(2.0)
             if progress is not None:
                 s = summarize(study, before, time.perf_counter() - start, False)
                 progress(
@@ -179,19 +185,9 @@ def run_local_workers(
                 os.killpg(p.pid, signal.SIGINT)
         for p in procs:
             p.wait()
+    shutil.rmtree(siblings, ignore_errors=True)
     sweep_dead_workers(study)
     return summarize(study, before, time.perf_counter() - start, interrupted)
-
-
-def pin_worker() -> None:
-    """Keep a local worker's training off the CPU the measurements pin themselves to."""
-    from objectives._isolation import measurement_cpus
-
-    cpus = measurement_cpus(1)
-    if cpus and hasattr(os, "sched_setaffinity"):
-        others = set(os.sched_getaffinity(0)) - set(cpus)
-        if others:
-            os.sched_setaffinity(0, others)
 
 
 def run_worker(
@@ -205,8 +201,6 @@ def run_worker(
     """Join an existing study and evaluate ``trials`` (default: the study's own count)."""
     from moopt.study._optimize import _is_worker, make_context, open_result, search
 
-    if _is_worker():
-        pin_worker()
     result = open_result(out, storage, study_name, heartbeat_s)
     config = result.config
     ctx = make_context(config, workers=2 if _is_worker() else 1)
