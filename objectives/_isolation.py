@@ -169,26 +169,41 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _run_child(request: dict[str, Any], timeout_s: float) -> list[Measurement]:
+def _run_child(
+    request: dict[str, Any], timeout_s: float, cpus: list[int] | None
+) -> list[Measurement]:
+    """Measure in a fresh child pinned to ``cpus``; this process and its siblings move away.
+
+    The child is started first, with its CPUs on its command line, so that it pins itself
+    before importing anything heavy; only then does this process leave those CPUs (a child
+    started afterwards would inherit, and start up on, the CPUs the others train on).
+    """
     with tempfile.TemporaryDirectory(prefix="moopt-probe-") as tmp:
         req_path, resp_path = Path(tmp) / "request.pkl", Path(tmp) / "response.pkl"
         with open(req_path, "wb") as f:
             pickle.dump(request, f, protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "objectives._probe", str(req_path), str(resp_path)],
-                env=_child_env(),
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise MeasurementError(
-                f"The measuring process took longer than {timeout_s:g} s and was stopped."
-            ) from exc
+        probe = Path(__file__).with_name("_probe.py")
+        command = [
+            sys.executable,
+            str(probe),
+            str(req_path),
+            str(resp_path),
+            ",".join(map(str, cpus or [])),
+        ]
+        proc = subprocess.Popen(
+            command, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        with _parent_elsewhere(cpus):
+            try:
+                _, stderr = proc.communicate(timeout=timeout_s)
+            except subprocess.TimeoutExpired as exc:
+                proc.kill()
+                proc.communicate()
+                raise MeasurementError(
+                    f"The measuring process took longer than {timeout_s:g} s and was stopped."
+                ) from exc
         if proc.returncode != 0 or not resp_path.exists():
-            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
             reason = lines[-1] if lines else f"exit code {proc.returncode}"
             raise MeasurementError(f"The measuring process failed: {reason}")
         # The response was written by our own child process a moment ago.
@@ -250,8 +265,7 @@ def _isolated(
                 # parent's affinity and could not see these CPUs otherwise.
                 cpus = measurement_cpus(_threads(request["settings"]))
                 cpus = cpus if isolation.pin else None
-                with _parent_elsewhere(cpus):
-                    measured = _run_child({**request, "cpus": cpus}, isolation.timeout_s)
+                measured = _run_child(request, isolation.timeout_s, cpus)
             else:
                 measured = run_request(request)
         attempts.append((measured, host))

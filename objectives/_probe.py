@@ -1,7 +1,9 @@
-"""Entry point of the isolated measuring process: ``python -m objectives._probe REQ RESP``.
+"""The isolated measuring process: ``python objectives/_probe.py REQ RESP CPUS``.
 
-Reads a pickled request written by :func:`objectives.measure` in the parent, pins itself,
-measures, and writes the pickled measurements to RESP. Errors go to stderr, exit code 1.
+Pins itself to CPUS (comma-separated, may be empty) before importing anything heavy, reads
+the pickled request written by :func:`objectives.measure` in the parent, measures, and writes
+the pickled measurements to RESP. Errors go to stderr, exit code 1. It is run by path, not as
+``-m objectives._probe``, so that the package (numpy) is imported only after pinning.
 """
 
 from __future__ import annotations
@@ -12,22 +14,22 @@ import pickle
 import sys
 
 
-def _pin(cpus: list[int] | None) -> None:
+def _pin(cpus: str) -> None:
     if cpus and hasattr(os, "sched_setaffinity"):
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, cpus)
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(0, [int(c) for c in cpus.split(",")])
 
 
 def main(argv: list[str]) -> int:
     """Run one request; returns the exit code."""
+    request_path, response_path, cpus = argv
+    _pin(cpus)
     from objectives._base import MeasurementError
     from objectives._isolation import run_request
 
-    request_path, response_path = argv
     # The request was written by the parent moopt process that started this one.
     with open(request_path, "rb") as f:
         request = pickle.load(f)
-    _pin(request.get("cpus"))
     try:
         measured = run_request(request)
     except MeasurementError as exc:
