@@ -112,8 +112,9 @@ class ReplayTable:
         return Candidate(candidate.family, snapped)
 
 
-def _build_build(_: Mapping[str, Any], __: int) -> Any:
-    raise NotImplementedError("replay families are looked up, never built")
+def _looked_up_only(_: Mapping[str, Any], __: int) -> Any:
+    """The ``build`` of a replay family: its models are looked up in the table, never built."""
+    raise NotImplementedError("replay families are looked up in their table, never built")
 
 
 def load_table(path: str | Path, objectives: Sequence[TableObjective]) -> ReplayTable:
@@ -184,7 +185,7 @@ def load_table(path: str | Path, objectives: Sequence[TableObjective]) -> Replay
                 typed = tuple(sorted(set(filled)))
                 params[col] = Choice(typed)
             observed[(fam, col)] = typed
-        space[fam] = Family(fam, fam, params, _build_build)
+        space[fam] = Family(fam, fam, params, _looked_up_only)
     index: dict[str, int] = {}
     for fam, members in families.items():
         for i in members:

@@ -28,7 +28,8 @@ from moopt.study._loop import ProgressEvent, RunSummary
 from moopt.study._storage import JOURNAL_NAME
 from objectives._isolation import SIBLINGS_ENV
 
-_EVALUATION_STAGES = ("fit", "convert", "quantize", "parity", "measure")
+#: Stages at which an evaluated candidate can fail (a rejected proposal is not evaluated).
+_EVALUATION_STAGES = ("fit", "convert", "quantize", "parity", "measure", "timeout")
 
 
 def host_name() -> str:
