@@ -63,6 +63,7 @@ class Config:
     reverify: bool = True
     heartbeat_s: int = 60
     trial_timeout_s: float | None = None
+    trial_memory_mb: float | None = None
     workers: int = 1
     storage: str | None = None
     study: str = "moopt"
@@ -88,6 +89,7 @@ class Config:
             "budgets": self.budgets.as_dict(),
             "parity_tolerance": self.parity_tolerance,
             "trial_timeout_s": self.trial_timeout_s,
+            "trial_memory_mb": self.trial_memory_mb,
             "space": {k: dict(v) for k, v in sorted(self.space.items())},
         }
 
@@ -222,6 +224,10 @@ def make_config(values: Mapping[str, Any]) -> Config:
     if v.get("trial_timeout_s") is not None:
         out["trial_timeout_s"] = float(
             _number("trial_timeout_s", v["trial_timeout_s"], low=0.0, low_open=True)
+        )
+    if v.get("trial_memory_mb") is not None:
+        out["trial_memory_mb"] = float(
+            _number("trial_memory_mb", v["trial_memory_mb"], low=0.0, low_open=True)
         )
     if "heartbeat_s" in v:
         out["heartbeat_s"] = _number("heartbeat_s", v["heartbeat_s"], low=1, integer=True)

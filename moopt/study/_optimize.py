@@ -167,6 +167,7 @@ def make_context(
         artifacts=config.out / "artifacts",
         runtime=runtime_space(config, workers),
         timeout_s=config.trial_timeout_s,
+        memory_cap_mb=config.trial_memory_mb,
     )
 
 

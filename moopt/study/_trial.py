@@ -59,6 +59,7 @@ class SearchContext:
     artifacts: Path
     runtime: RuntimeSpace = field(default_factory=RuntimeSpace)
     timeout_s: float | None = None
+    memory_cap_mb: float | None = None
 
     def settings_for(self, knobs: Mapping[str, Any]) -> RuntimeSettings:
         """How a candidate with these deployment knobs runs (the run's settings otherwise)."""
@@ -156,6 +157,59 @@ def deadline(seconds: float | None, stage: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+class _TrialOverMemory(BaseException):
+    """Raised in the main thread when the watchdog saw the trial exceed its memory cap."""
+
+
+@contextlib.contextmanager
+def memory_cap(megabytes: float | None, stage: str) -> Iterator[None]:
+    """Stop the work inside once this process's resident memory has grown by ``megabytes``.
+
+    A watchdog thread polls the resident memory every 20 ms and, past the cap, signals the
+    main thread (SIGUSR1), which stops with a CandidateError of stage ``memory``. Main thread
+    only; elsewhere it does not limit anything. Allocations faster than the poll can overshoot
+    the cap before they are stopped.
+    """
+    if not megabytes or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    import psutil
+
+    process = psutil.Process()
+    start = process.memory_info().rss
+    limit = start + megabytes * 1_000_000
+    stop = threading.Event()
+    peak = [start]
+
+    def watch() -> None:
+        while not stop.wait(0.02):
+            rss = process.memory_info().rss
+            peak[0] = max(peak[0], rss)
+            if rss > limit:
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+                return
+
+    def over(signum: int, frame: Any) -> None:
+        raise _TrialOverMemory
+
+    previous = signal.signal(signal.SIGUSR1, over)
+    watchdog = threading.Thread(target=watch, daemon=True)
+    watchdog.start()
+    try:
+        yield
+    except _TrialOverMemory:
+        grown = (peak[0] - start) / 1_000_000
+        raise CandidateError(
+            "memory",
+            f"{stage} grew the worker's memory by {grown:.0f} MB, over the per-trial cap of "
+            f"{megabytes:g} MB (trial_memory_mb)",
+        ) from None
+    finally:
+        stop.set()
+        watchdog.join()
+        signal.signal(signal.SIGUSR1, previous)
+
+
 def build_model(candidate: Candidate, ctx: SearchContext) -> tuple[Any, OnnxModel, float, float]:
     """Fit and convert a candidate; returns the estimator, the model and both durations.
 
@@ -240,7 +294,10 @@ def evaluate(trial: optuna.Trial, candidate: Candidate, ctx: SearchContext) -> l
         CandidateError: Fitting, conversion or measurement failed.
     """
     try:
-        with deadline(ctx.timeout_s, "training and conversion"):
+        with (
+            deadline(ctx.timeout_s, "training and conversion"),
+            memory_cap(ctx.memory_cap_mb, "training and conversion"),
+        ):
             estimator, model, fit_s, convert_s = build_model(candidate, ctx)
     except TrainingStopped as stop:
         saved = stop.seconds * (1 / stop.fraction - 1) + _typical_measure_s(trial)

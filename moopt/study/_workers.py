@@ -29,7 +29,7 @@ from moopt.study._storage import JOURNAL_NAME
 from objectives._isolation import SIBLINGS_ENV
 
 #: Stages at which an evaluated candidate can fail (a rejected proposal is not evaluated).
-_EVALUATION_STAGES = ("fit", "convert", "quantize", "parity", "measure", "timeout")
+_EVALUATION_STAGES = ("fit", "convert", "quantize", "parity", "measure", "timeout", "memory")
 
 
 def host_name() -> str:

@@ -273,3 +273,21 @@ def test_two_local_workers_share_a_run(tmp_path: Path) -> None:
     assert result.summary is not None and result.summary.evaluated == len(done) == 6
     assert len({t.user_attrs["worker"]["pid"] for t in done}) == 2
     assert (tmp_path / "out" / "front.json").exists()
+
+
+def test_a_candidate_over_the_memory_cap_is_recorded_with_its_reason(tmp_path: Path) -> None:
+    # A 300-tree unpruned forest grows the process by far more than 20 MB.
+    result = moopt.optimize(
+        dataset="digits",
+        families="et",
+        trials=1,
+        trial_memory_mb=20,
+        space={
+            "et": {"n_estimators": [300, 300], "max_depth": [32, 32], "min_samples_leaf": [1, 1]}
+        },
+        out=str(tmp_path / "out"),
+    )
+    (trial,) = [t for t in result.study.trials if t.state.is_finished()]
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["stage"] == "memory"
+    assert "over the per-trial cap of 20 MB" in trial.user_attrs["error"]
