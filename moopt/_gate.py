@@ -11,7 +11,6 @@ and never runs code from the model or the data.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -38,8 +37,6 @@ from objectives import (
     measure_interleaved,
     open_session,
 )
-
-VERDICTS = ("pass", "fail", "inconclusive")
 
 
 @dataclass(frozen=True)
@@ -236,10 +233,6 @@ def load_eval_data(source: str, target: str | None, split_record: dict[str, Any]
     )
 
 
-def _sha256(model: OnnxModel) -> str:
-    return hashlib.sha256(model.content).hexdigest()
-
-
 def _check(
     name: str,
     measured: float,
@@ -262,7 +255,7 @@ def run_gate(spec: GateSpec, isolation: Isolation | None = None) -> GateReport:
             data whose width does not fit the model, accuracy asked for without labels.
     """
     model = _read_model(spec.model, "model")
-    sha = _sha256(model)
+    sha = model.sha256
     if spec.expected_sha256 is not None and sha != spec.expected_sha256:
         raise DataError(
             f"The model '{spec.model}' has sha256 {sha[:16]}…, but the manifest "

@@ -31,7 +31,7 @@ from moopt.search import (
 from moopt.study._loop import ProgressEvent, RunSummary, run_loop
 from moopt.study._storage import JOURNAL_NAME, open_storage, storage_description
 from moopt.study._trial import SearchContext, evaluate
-from moopt.study._workers import run_local_workers
+from moopt.study._workers import run_local_workers, summarize
 from objectives import (
     Accuracy,
     Direction,
@@ -320,15 +320,9 @@ def search(
         progress=progress,
         heartbeat_s=config.heartbeat_s,
     )
-    early = [
-        t.user_attrs["early_rejected"]
-        for t in study.trials
-        if t.number not in finished_before
-        and "early_rejected" in t.user_attrs
-        and "cached_from" not in t.user_attrs
-    ]
+    counted = summarize(study, finished_before, summary.elapsed_s, summary.interrupted)
     return dataclasses.replace(
-        summary, early_rejected=len(early), saved_s=sum(e["saved_s"] for e in early)
+        summary, early_rejected=counted.early_rejected, saved_s=counted.saved_s
     )
 
 
