@@ -235,11 +235,15 @@ def replay(
     if budget < 1:
         raise ConfigError(f"The budget must be an int in the range [1, inf). Got {budget}.")
     strategy = strategy or Strategy()
+    flat = sampler is None and strategy.flat
+
+    def propose(trial: optuna.trial.BaseTrial) -> Candidate:
+        return table.snap(suggest(trial, table.space, flat=flat))
+
     if sampler is not None:
-        chosen, flat, first = sampler, False, []
+        chosen, first = sampler, []
     else:
-        chosen = make_sampler(strategy, seed, budget, len(table.space))
-        flat = strategy.flat
+        chosen = make_sampler(strategy, seed, budget, len(table.space), propose)
         first = (
             _table_grid(table, seed)
             if strategy.name == "grid"
@@ -250,9 +254,6 @@ def replay(
     for params in first:
         study.enqueue_trial(params)
     records: list[ReplayRecord] = []
-
-    def propose(trial: optuna.Trial) -> Candidate:
-        return table.snap(suggest(trial, table.space, flat=flat))
 
     def evaluate(trial: optuna.Trial, candidate: Candidate) -> list[float]:
         row = table.index.get(candidate.key)

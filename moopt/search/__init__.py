@@ -11,6 +11,7 @@ from moopt.search._candidate import (
     quantize,
     suggest,
 )
+from moopt.search._evolution import EvolutionSampler
 from moopt.search._space import (
     FAMILIES,
     GRAPH_LEVELS_SEARCHED,
@@ -39,6 +40,7 @@ __all__ = [
     "SAMPLERS",
     "Candidate",
     "Choice",
+    "EvolutionSampler",
     "Family",
     "FloatRange",
     "IntRange",

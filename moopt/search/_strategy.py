@@ -1,11 +1,12 @@
 """Search strategies: the sampler, the encoding of the conditional space, the first trials.
 
-Optuna's NSGA-II crosses over only the parameters present in every trial, so in a conditional
-per-family space it would draw every family-specific hyperparameter at random. moopt's
-default therefore suggests *every* family's hyperparameters on every trial (the "flat"
-encoding); a candidate uses only its own family's, and the evaluation cache serves proposals
-that differ only in the others. Its first generation is space-filling and covers every
-family, and its population is sized to the budget.
+Optuna's NSGA-II/III cross over only the parameters present in every trial, so in a
+conditional per-family space they would draw every family-specific hyperparameter at random.
+The NSGA strategies therefore suggest *every* family's hyperparameters on every trial (the
+"flat" encoding); a candidate uses only its own family's. The default, ``nsga2``, is moopt's
+steady-state NSGA-II (:class:`~moopt.search.EvolutionSampler`), which varies only the
+parameters the candidate's family uses. Its first generation is space-filling, covers every
+family and is sized to the budget.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import itertools
 import math
 import random
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
 from moopt._errors import ConfigError
-from moopt.search._candidate import FAMILY_PARAM
+from moopt.search._candidate import FAMILY_PARAM, Candidate
+from moopt.search._evolution import EvolutionSampler
 from moopt.search._space import Choice, Family, IntRange, Param
 
 #: Names accepted by ``--sampler``.
@@ -36,7 +38,8 @@ class Strategy:
 
     Attributes:
         name: One of :data:`SAMPLERS`.
-        population: NSGA-II/III population size (None: sized to the budget).
+        population: Size of the first generation (``nsga2``) or NSGA-III's population
+            (None: sized to the budget).
     """
 
     name: str = "nsga2"
@@ -60,16 +63,28 @@ def population_for(budget: int, families: int, population: int | None = None) ->
 
 
 def make_sampler(
-    strategy: Strategy, seed: int, budget: int, families: int
+    strategy: Strategy,
+    seed: int,
+    budget: int,
+    families: int,
+    propose: Callable[[optuna.trial.BaseTrial], Candidate] | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The Optuna sampler of ``strategy``.
+
+    Args:
+        strategy: The strategy.
+        seed: Sampler seed.
+        budget: Distinct evaluations planned.
+        families: Number of families in the space.
+        propose: How a trial becomes a candidate; lets ``nsga2`` recognize a proposal that
+            repeats an evaluated configuration before proposing it.
 
     Raises:
         ConfigError: An unknown strategy name.
     """
     pop = population_for(budget, families, strategy.population)
     if strategy.name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=pop, seed=seed)
+        return EvolutionSampler(FAMILY_PARAM, seed=seed, key=_key_function(propose))
     if strategy.name == "nsga3":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -85,6 +100,23 @@ def make_sampler(
     if strategy.name in ("random", "grid"):
         return optuna.samplers.RandomSampler(seed=seed)
     raise ConfigError(f"Unknown sampler '{strategy.name}'. Expected one of {', '.join(SAMPLERS)}.")
+
+
+def _key_function(
+    propose: Callable[[optuna.trial.BaseTrial], Candidate] | None,
+) -> Callable[[Mapping[str, Any]], str | None] | None:
+    if propose is None:
+        return None
+
+    def key(params: Mapping[str, Any]) -> str | None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return propose(optuna.trial.FixedTrial(dict(params))).key
+        except (ValueError, KeyError):
+            return None
+
+    return key
 
 
 def _unit_to(param: Param, u: float) -> Any:

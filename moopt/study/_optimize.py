@@ -19,6 +19,7 @@ from moopt._front import ObjectiveInfo, Remeasured, front_trials
 from moopt._version import __version__
 from moopt.search import (
     GRAPH_LEVELS_SEARCHED,
+    Candidate,
     Family,
     RuntimeSpace,
     Strategy,
@@ -220,9 +221,14 @@ def _strategy(config: Config, study: optuna.Study) -> Strategy:
     return Strategy(config.sampler, population=study.user_attrs[STUDY_ATTR]["population_size"])
 
 
-def _sampler(config: Config, study: optuna.Study, families: int) -> optuna.samplers.BaseSampler:
+def _sampler(
+    config: Config,
+    study: optuna.Study,
+    families: int,
+    propose: Callable[[optuna.trial.BaseTrial], Candidate],
+) -> optuna.samplers.BaseSampler:
     seed = config.seed + len(study.trials) + (os.getpid() if _is_worker() else 0)
-    return make_sampler(_strategy(config, study), seed, config.trials, families)
+    return make_sampler(_strategy(config, study), seed, config.trials, families, propose)
 
 
 def _is_worker() -> bool:
@@ -308,12 +314,16 @@ def search(
     """Run ``trials`` distinct evaluations of the study in this process."""
     # Reseed by the trials already there and by this process: a resumed run or a second
     # worker must not replay the same proposals (optuna#3162).
-    study.sampler = _sampler(config, study, len(ctx.space))
     flat = _strategy(config, study).flat
+
+    def propose(trial: optuna.trial.BaseTrial) -> Candidate:
+        return suggest(trial, ctx.space, flat=flat, runtime=ctx.runtime)
+
+    study.sampler = _sampler(config, study, len(ctx.space), propose)
     finished_before = {t.number for t in study.trials if t.state.is_finished()}
     summary = run_loop(
         study,
-        lambda trial: suggest(trial, ctx.space, flat=flat, runtime=ctx.runtime),
+        propose,
         lambda trial, candidate: evaluate(trial, candidate, ctx),
         trials,
         front_size=lambda: len(front_trials(study.trials, ctx.infos)),
