@@ -8,6 +8,7 @@ held around the child means parallel workers on one machine never time two model
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import pickle
@@ -32,7 +33,8 @@ from objectives._base import (
 from objectives._host import HostRecord, host_record
 from objectives._latency import Latency
 
-_THREAD_ENV = (
+#: Thread-count variables of the BLAS and OpenMP pools (1 in a measuring process).
+THREAD_ENV = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -74,6 +76,10 @@ class Isolation:
         timeout_s: Give up on a child that takes longer.
         retries: Re-measure up to this many times while the host is overloaded or the machine
             runs slower than its best (a neighbour on the core); the least disturbed is kept.
+        spare: Keep the next measuring process started ahead of time, its imports done away
+            from the measuring CPUs, so that a measurement (and the lock) does not wait for
+            Python and ONNX Runtime to start. It still serves one request only, so peak
+            memory is measured as in a fresh process.
     """
 
     enabled: bool = True
@@ -81,6 +87,7 @@ class Isolation:
     pin: bool = True
     timeout_s: float = 300.0
     retries: int = 2
+    spare: bool = True
 
 
 @dataclass(frozen=True)
@@ -164,35 +171,111 @@ def _parent_elsewhere(cpus: list[int] | None) -> Iterator[None]:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    for name in _THREAD_ENV:
+    for name in THREAD_ENV:
         env[name] = "1"
     return env
 
 
+_PROBE = Path(__file__).with_name("_probe.py")
+#: The measuring process started ahead of time, with the CPUs it waits on (see ``spare``).
+_spare: subprocess.Popen[str] | None = None
+#: The environment the spare was started with: a spare is used only while it still matches.
+_spare_env: dict[str, str] = {}
+
+
+def _stop_spare() -> None:
+    global _spare
+    proc, _spare = _spare, None
+    if proc is None:
+        return
+    try:
+        proc.communicate(timeout=5)  # closes its stdin: a waiting spare then exits
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        proc.kill()
+        with suppress(OSError, ValueError):
+            proc.communicate()
+
+
+atexit.register(_stop_spare)
+
+
+def _start_spare() -> None:
+    """Start the next measuring process, pinned away from the usual measuring CPU."""
+    global _spare, _spare_env
+    _stop_spare()
+    _spare_env = _child_env()
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    measuring = measurement_cpus(1) or []
+    home = [c for c in allowed if c not in measuring]
+    _spare = subprocess.Popen(
+        [sys.executable, str(_PROBE), "--spare", ",".join(map(str, home))],
+        env=_spare_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _take_spare(req: Path, resp: Path, cpus: list[int] | None) -> subprocess.Popen[str] | None:
+    """Hand the request to the spare process, if one is alive; it is then used up.
+
+    A spare started with another environment (a changed ``PYTHONPATH``, say) is not used.
+    """
+    global _spare
+    if _spare is not None and _spare_env != _child_env():
+        _stop_spare()
+    proc, _spare = _spare, None
+    if proc is None:
+        return None
+    if proc.poll() is not None or proc.stdin is None:  # it died meanwhile
+        with suppress(OSError, ValueError):
+            proc.communicate()
+        return None
+    if cpus is None and hasattr(os, "sched_getaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))  # unpinned: where this process may run
+    try:
+        proc.stdin.write(f"{req}\t{resp}\t{','.join(map(str, cpus or []))}\n")
+        proc.stdin.close()
+        proc.stdin = None  # used up: communicate() must not flush it
+    except OSError:
+        proc.kill()
+        proc.communicate()
+        return None
+    return proc
+
+
 def _run_child(
-    request: dict[str, Any], timeout_s: float, cpus: list[int] | None
+    request: dict[str, Any], timeout_s: float, cpus: list[int] | None, spare: bool = False
 ) -> list[Measurement]:
     """Measure in a fresh child pinned to ``cpus``; this process and its siblings move away.
 
     The child is started first, with its CPUs on its command line, so that it pins itself
     before importing anything heavy; only then does this process leave those CPUs (a child
-    started afterwards would inherit, and start up on, the CPUs the others train on).
+    started afterwards would inherit, and start up on, the CPUs the others train on). With
+    ``spare``, the child started ahead of time takes the request if there is one, and the
+    next one is started afterwards.
     """
     with tempfile.TemporaryDirectory(prefix="moopt-probe-") as tmp:
         req_path, resp_path = Path(tmp) / "request.pkl", Path(tmp) / "response.pkl"
         with open(req_path, "wb") as f:
             pickle.dump(request, f, protocol=pickle.HIGHEST_PROTOCOL)
-        probe = Path(__file__).with_name("_probe.py")
-        command = [
-            sys.executable,
-            str(probe),
-            str(req_path),
-            str(resp_path),
-            ",".join(map(str, cpus or [])),
-        ]
-        proc = subprocess.Popen(
-            command, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        proc = _take_spare(req_path, resp_path, cpus) if spare else None
+        if proc is None:
+            command = [
+                sys.executable,
+                str(_PROBE),
+                str(req_path),
+                str(resp_path),
+                ",".join(map(str, cpus or [])),
+            ]
+            proc = subprocess.Popen(
+                command,
+                env=_child_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         with _parent_elsewhere(cpus):
             try:
                 _, stderr = proc.communicate(timeout=timeout_s)
@@ -202,6 +285,8 @@ def _run_child(
                 raise MeasurementError(
                     f"The measuring process took longer than {timeout_s:g} s and was stopped."
                 ) from exc
+        if spare:
+            _start_spare()
         if proc.returncode != 0 or not resp_path.exists():
             lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
             reason = lines[-1] if lines else f"exit code {proc.returncode}"
@@ -265,7 +350,7 @@ def _isolated(
                 # parent's affinity and could not see these CPUs otherwise.
                 cpus = measurement_cpus(_threads(request["settings"]))
                 cpus = cpus if isolation.pin else None
-                measured = _run_child(request, isolation.timeout_s, cpus)
+                measured = _run_child(request, isolation.timeout_s, cpus, isolation.spare)
             else:
                 measured = run_request(request)
         attempts.append((measured, host))

@@ -4,6 +4,12 @@ Pins itself to CPUS (comma-separated, may be empty) before importing anything he
 the pickled request written by :func:`objectives.measure` in the parent, measures, and writes
 the pickled measurements to RESP. Errors go to stderr, exit code 1. It is run by path, not as
 ``-m objectives._probe``, so that the package (numpy) is imported only after pinning.
+
+``python objectives/_probe.py --spare HOME`` is a measuring process started ahead of time:
+pinned to the HOME CPUs (away from the measuring ones), it imports numpy, ONNX Runtime and
+the objectives, then waits for one line ``REQ RESP CPUS`` on stdin, moves to CPUS and serves
+that one request as above. It loads no model before the request, so peak memory is measured
+as in a fresh process; it exits without measuring when stdin closes (its parent ended).
 """
 
 from __future__ import annotations
@@ -22,6 +28,19 @@ def _pin(cpus: str) -> None:
 
 def main(argv: list[str]) -> int:
     """Run one request; returns the exit code."""
+    if argv and argv[0] == "--spare":
+        _pin(argv[1] if len(argv) > 1 else "")
+        import numpy  # noqa: F401  (imported ahead: the point of a spare)
+        import onnxruntime  # noqa: F401
+
+        import objectives._isolation  # noqa: F401
+
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        argv = line.rstrip("\n").split("\t")
+        while len(argv) < 3:
+            argv.append("")
     request_path, response_path, cpus = argv
     _pin(cpus)
     from objectives._base import MeasurementError

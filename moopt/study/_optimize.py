@@ -32,7 +32,7 @@ from moopt.search import (
 from moopt.study._loop import ProgressEvent, RunSummary, run_loop
 from moopt.study._storage import JOURNAL_NAME, open_storage, storage_description
 from moopt.study._trial import SearchContext, evaluate
-from moopt.study._workers import run_local_workers, summarize
+from moopt.study._workers import evaluations, run_local_workers, summarize
 from objectives import (
     Accuracy,
     Direction,
@@ -310,8 +310,14 @@ def search(
     config: Config,
     trials: int,
     progress: Callable[[ProgressEvent], None] | None = None,
+    study_target: int | None = None,
 ) -> RunSummary:
-    """Run ``trials`` distinct evaluations of the study in this process."""
+    """Run ``trials`` distinct evaluations of the study in this process.
+
+    With ``study_target``, stop earlier, once the whole study holds that many evaluations
+    (finished or under way, by any worker): local workers share the work this way, so
+    none sits idle while another still has a fixed share to do.
+    """
     # Reseed by the trials already there and by this process: a resumed run or a second
     # worker must not replay the same proposals (optuna#3162).
     flat = _strategy(config, study).flat
@@ -329,6 +335,11 @@ def search(
         front_size=lambda: len(front_trials(study.trials, ctx.infos)),
         progress=progress,
         heartbeat_s=config.heartbeat_s,
+        exhausted=(
+            (lambda: evaluations(study, under_way=True) >= study_target)
+            if study_target is not None
+            else lambda: False
+        ),
     )
     counted = summarize(study, finished_before, summary.elapsed_s, summary.interrupted)
     return dataclasses.replace(

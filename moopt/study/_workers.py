@@ -26,7 +26,7 @@ import optuna
 from moopt._config import Config
 from moopt.study._loop import ProgressEvent, RunSummary
 from moopt.study._storage import JOURNAL_NAME
-from objectives._isolation import SIBLINGS_ENV
+from objectives._isolation import SIBLINGS_ENV, THREAD_ENV
 
 #: Stages at which an evaluated candidate can fail (a rejected proposal is not evaluated).
 _EVALUATION_STAGES = ("fit", "convert", "quantize", "parity", "measure", "timeout", "memory")
@@ -113,6 +113,29 @@ def summarize(
     )
 
 
+def evaluations(study: optuna.Study, under_way: bool = False) -> int:
+    """Distinct evaluations in the study (with ``under_way``: also those being evaluated)."""
+    done = summarize(study, set(), 0.0, False).evaluated
+    if not under_way:
+        return done
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return done + sum("candidate_key" in t.user_attrs for t in running)
+
+
+#: Set for local workers: the study's total of distinct evaluations at which they stop.
+STUDY_TARGET_ENV = "MOOPT_STUDY_TARGET"
+
+
+def worker_threads(workers: int) -> int:
+    """BLAS/OpenMP threads each of ``workers`` local workers trains with: the CPUs shared out.
+
+    One worker alone keeps every CPU for training; several would otherwise each start a
+    thread per CPU and oversubscribe the machine.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // max(1, workers))
+
+
 def run_local_workers(
     config: Config,
     study: optuna.Study,
@@ -121,20 +144,29 @@ def run_local_workers(
 ) -> RunSummary:
     """Start ``workers`` worker processes on this machine and wait for them.
 
-    The trials are shared between them; each reseeds its sampler. Ctrl-C stops them all.
+    The trials are shared between them: each goes on until the study holds ``config.trials``
+    more distinct evaluations. Each reseeds its sampler and trains with its share of the
+    CPUs (BLAS/OpenMP threads, unless the environment sets them). Ctrl-C stops them all.
     """
     from moopt.study._optimize import WORKER_ENV
 
     before = {t.number for t in study.trials if t.state.is_finished()}
     storage = config.storage or str(config.out / JOURNAL_NAME)
-    shares = [config.trials // workers + (i < config.trials % workers) for i in range(workers)]
+    target = evaluations(study) + config.trials
     logs = config.out / "workers"
     siblings = logs / "pids"
     shutil.rmtree(siblings, ignore_errors=True)
     siblings.mkdir(parents=True)
-    env = {**os.environ, WORKER_ENV: "1", SIBLINGS_ENV: str(siblings)}
+    threads = str(worker_threads(workers))
+    env = {
+        **{name: threads for name in THREAD_ENV},
+        **os.environ,
+        WORKER_ENV: "1",
+        SIBLINGS_ENV: str(siblings),
+        STUDY_TARGET_ENV: str(target),
+    }
     procs = []
-    for i, share in enumerate(s for s in shares if s > 0):
+    for i in range(min(workers, config.trials)):
         with open(logs / f"worker-{i}.log", "w") as log:
             procs.append(
                 subprocess.Popen(
@@ -150,7 +182,7 @@ def run_local_workers(
                         "--out",
                         str(config.out),
                         "--trials",
-                        str(share),
+                        str(config.trials),
                         "--quiet",
                     ],
                     env=env,
@@ -206,4 +238,12 @@ def run_worker(
     config = result.config
     ctx = make_context(config, workers=2 if _is_worker() else 1)
     sweep_dead_workers(result.study)
-    return search(result.study, ctx, config, trials or config.trials, progress)
+    target = os.environ.get(STUDY_TARGET_ENV) if _is_worker() else None
+    return search(
+        result.study,
+        ctx,
+        config,
+        trials or config.trials,
+        progress,
+        study_target=int(target) if target else None,
+    )

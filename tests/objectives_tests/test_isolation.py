@@ -118,3 +118,75 @@ def test_an_overloaded_host_is_measured_again(monkeypatch, small_model, holdout)
     assert report.repeats >= 1
     assert report.host.overloaded is False  # the undisturbed attempt is the one kept
     assert report.host.as_dict()["overloaded"] is False
+
+
+def test_the_next_measuring_process_is_started_ahead_and_used_once(
+    helpers_on_child_path, small_model, holdout
+) -> None:
+    from probe_helpers import Throughput
+
+    from objectives import PeakMemory
+    from objectives import _isolation as isolation
+
+    spare = Isolation(spare=True)
+    first = measure([Throughput()], small_model.model, holdout, RuntimeSettings(), spare)
+    waiting = isolation._spare
+    assert waiting is not None and waiting.poll() is None
+    second = measure([Throughput()], small_model.model, holdout, RuntimeSettings(), spare)
+    # The second measurement ran in the process started ahead, which then ended.
+    assert second.measurements["throughput_rows_s"].details["pid"] == waiting.pid
+    assert first.measurements["throughput_rows_s"].details["pid"] != waiting.pid
+    assert waiting.wait(timeout=10) == 0
+    assert isolation._spare is not None and isolation._spare.pid != waiting.pid
+    # Peak memory in a spare matches a process started for the measurement.
+    fresh = measure([PeakMemory()], small_model.model, holdout, RuntimeSettings(), Isolation())
+    ahead = measure([PeakMemory()], small_model.model, holdout, RuntimeSettings(), spare)
+    assert (
+        abs(ahead.values()["peak_memory_mb"] - fresh.values()["peak_memory_mb"])
+        < 0.1 * fresh.values()["peak_memory_mb"] + 1.0
+    )
+
+
+def test_a_spare_with_an_outdated_environment_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, helpers_on_child_path, small_model, holdout
+) -> None:
+    from probe_helpers import Throughput
+
+    from objectives import _isolation as isolation
+
+    spare = Isolation(spare=True)
+    measure([Throughput()], small_model.model, holdout, RuntimeSettings(), spare)
+    stale = isolation._spare
+    assert stale is not None
+    monkeypatch.setenv("MOOPT_TEST_MARKER", "changed")
+    report = measure([Throughput()], small_model.model, holdout, RuntimeSettings(), spare)
+    assert report.measurements["throughput_rows_s"].details["pid"] != stale.pid
+    assert stale.poll() is not None
+
+
+def test_a_spare_ends_with_its_parent(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys\n"
+        "from objectives import _isolation as iso\n"
+        "iso._start_spare()\n"
+        "print(iso._spare.pid, flush=True)\n"
+        "os._exit(0)\n"  # no atexit: the spare must notice its parent is gone by itself
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
+    )
+    pid = int(out.stdout.strip())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the spare measuring process outlived its parent")

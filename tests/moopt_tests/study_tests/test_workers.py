@@ -270,9 +270,18 @@ def test_two_local_workers_share_a_run(tmp_path: Path) -> None:
         dataset="iris", families="logreg,knn", trials=6, workers=2, out=str(tmp_path / "out")
     )
     done = evaluated(result.study)
-    assert result.summary is not None and result.summary.evaluated == len(done) == 6
+    # The workers share the work until the study holds 6 evaluations; the last two may be
+    # under way at once, so at most one more.
+    assert result.summary is not None and result.summary.evaluated == len(done) in (6, 7)
     assert len({t.user_attrs["worker"]["pid"] for t in done}) == 2
     assert (tmp_path / "out" / "front.json").exists()
+
+
+def test_local_workers_share_out_the_cpus_for_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moopt.study._workers import worker_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
+    assert [worker_threads(k) for k in (1, 2, 3, 4, 8)] == [4, 2, 1, 1, 1]
 
 
 def test_a_candidate_over_the_memory_cap_is_recorded_with_its_reason(tmp_path: Path) -> None:
