@@ -57,7 +57,7 @@ class Config:
     graph_optimization: GraphOptimization | None = None
     quantize: bool = True
     latency_percentile: float = 95.0
-    latency_max_time_s: float = 1.0
+    latency_max_time_s: float = 1.5
     budgets: Budgets = field(default_factory=Budgets)
     parity_tolerance: float = 0.01
     reverify: bool = True

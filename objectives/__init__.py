@@ -45,6 +45,7 @@ from objectives._stats import (
     percentile_interval,
     sample_interleaved,
     sample_latency,
+    without_disturbed_runs,
 )
 
 __all__ = [
@@ -84,4 +85,5 @@ __all__ = [
     "predict_onnx",
     "sample_interleaved",
     "sample_latency",
+    "without_disturbed_runs",
 ]

@@ -98,13 +98,17 @@ class SamplingRule:
     first calls after switching models pay for cold caches that a deployed model does not see.
 
     With a reference workload, every block is preceded by ``reference_s`` seconds of reference
-    calls; a block is *quiet* when the reference ran within ``quiet_tol`` of its best.
+    calls; a block is *quiet* when the reference ran within ``quiet_tol`` of its best, and the
+    quiet estimate needs at least ``min_quiet_blocks`` such blocks (one lucky reference check
+    in a slowed session must not stand for the whole). Within
+    the blocks used, runs of two or more consecutive calls slower than the median by more than
+    ``run_tol`` are left out (see :func:`without_disturbed_runs`).
     """
 
     percentile: float = 95.0
     rel_tol: float = 0.03
     min_time_s: float = 0.05
-    max_time_s: float = 1.0
+    max_time_s: float = 1.5
     hard_cap_s: float = 10.0
     warmup_runs: int = 10
     block_s: float = 0.01
@@ -112,6 +116,8 @@ class SamplingRule:
     switch_warmup: int = 3
     reference_s: float = 0.002
     quiet_tol: float = 0.10
+    run_tol: float = 0.20
+    min_quiet_blocks: int = 4
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,7 @@ class SamplingResult:
         reference_best_ms: The best the reference ran, here or (``reference_floor_ms``) before.
         reference_min_ms: The best the reference ran in this session (what a history of the
             machine's speed should record).
+        kept_share: Share of the chosen blocks' calls kept after disturbed runs were left out.
     """
 
     samples_ms: tuple[float, ...]
@@ -140,6 +147,47 @@ class SamplingResult:
     reference_ms: float | None = None
     reference_best_ms: float | None = None
     reference_min_ms: float | None = None
+    kept_share: float = 1.0
+
+
+def without_disturbed_runs(
+    blocks: Sequence[Sequence[float]], median: float, tol: float
+) -> tuple[list[float], int]:
+    """Leave out the calls of every run of two or more consecutive calls slower than
+    ``median * (1 + tol)``.
+
+    On a shared machine a neighbour on the core slows stretches of calls, from tens of
+    microseconds to seconds; the same input runs every call, so a run of slow calls is the
+    machine, not the model. A single slow call (an interrupt, a cache miss) stays, as it would
+    in deployment.
+
+    Args:
+        blocks: Consecutive calls, block by block (runs do not cross blocks).
+        median: The median call time (the threshold's base).
+        tol: How much slower than the median a call must be to count as slow.
+
+    Returns:
+        The calls kept, and how many were left out.
+    """
+    threshold = median * (1.0 + tol)
+    kept: list[float] = []
+    dropped = 0
+    for block in blocks:
+        i, n = 0, len(block)
+        while i < n:
+            if block[i] <= threshold:
+                kept.append(block[i])
+                i += 1
+                continue
+            j = i
+            while j < n and block[j] > threshold:
+                j += 1
+            if j - i >= 2:
+                dropped += j - i
+            else:
+                kept.extend(block[i:j])
+            i = j
+    return kept, dropped
 
 
 @dataclass
@@ -148,24 +196,44 @@ class _Blocks:
 
     samples: list[list[float]] = field(default_factory=list)
     reference: list[float] = field(default_factory=list)
+    run_tol: float = 0.2
 
     def every(self) -> list[float]:
         return [x for block in self.samples for x in block]
 
+    def _undisturbed(self, blocks: list[list[float]]) -> list[float]:
+        pool = [x for block in blocks for x in block]
+        if not pool:
+            return pool
+        return without_disturbed_runs(blocks, statistics.median(pool), self.run_tol)[0]
+
     def quiet(self, best: float, tol: float) -> list[float]:
-        return [
-            x
-            for block, ref in zip(self.samples, self.reference, strict=True)
-            if ref <= best * (1.0 + tol)
-            for x in block
-        ]
+        return self._undisturbed(
+            [
+                block
+                for block, ref in zip(self.samples, self.reference, strict=True)
+                if ref <= best * (1.0 + tol)
+            ]
+        )
 
     def normalized(self, best: float) -> list[float]:
-        return [
-            x * best / ref
+        return self._undisturbed(
+            [
+                [x * best / ref for x in block]
+                for block, ref in zip(self.samples, self.reference, strict=True)
+            ]
+        )
+
+    def quiet_blocks(self, best: float, tol: float) -> int:
+        return sum(ref <= best * (1.0 + tol) for ref in self.reference)
+
+    def quiet_calls(self, best: float, tol: float) -> int:
+        """Calls in quiet blocks, before disturbed runs are left out."""
+        return sum(
+            len(block)
             for block, ref in zip(self.samples, self.reference, strict=True)
-            for x in block
-        ]
+            if ref <= best * (1.0 + tol)
+        )
 
 
 def _block_size(
@@ -229,7 +297,7 @@ def sample_interleaved(
     )
     # Blocks that follow another workload (or the reference) start with untimed calls.
     switch_warmup = rule.switch_warmup if len(runs) > 1 or reference is not None else 0
-    blocks = [_Blocks() for _ in runs]
+    blocks = [_Blocks(run_tol=rule.run_tol) for _ in runs]
     max_time, hard_cap = rule.max_time_s * len(runs), rule.hard_cap_s * len(runs)
     start = clock()
 
@@ -254,6 +322,11 @@ def sample_interleaved(
         for b in blocks:
             samples, estimator = chosen(b, quiet_enough)
             quiet = [r <= top * (1 + rule.quiet_tol) for r in b.reference] if top else [True]
+            offered = (
+                b.quiet_calls(top, rule.quiet_tol)
+                if estimator == "quiet" and top is not None
+                else len(b.every())
+            )
             results.append(
                 SamplingResult(
                     tuple(samples),
@@ -264,6 +337,7 @@ def sample_interleaved(
                     statistics.median(b.reference) if b.reference else None,
                     top,
                     own,
+                    len(samples) / offered if offered else 1.0,
                 )
             )
         return results
@@ -281,7 +355,10 @@ def sample_interleaved(
             pools = [b.every() for b in blocks]
         else:
             pools = [b.quiet(top, rule.quiet_tol) for b in blocks]
-        quiet_enough = min(len(p) for p in pools) >= needed
+        quiet_enough = min(len(p) for p in pools) >= needed and (
+            top is None
+            or min(b.quiet_blocks(top, rule.quiet_tol) for b in blocks) >= rule.min_quiet_blocks
+        )
         if quiet_enough and elapsed >= rule.min_time_s:
             widths = [percentile_interval(p, rule.percentile).relative_half_width for p in pools]
             if max(widths) <= rule.rel_tol:

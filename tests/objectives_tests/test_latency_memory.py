@@ -62,3 +62,37 @@ def test_latency_flags_a_contended_machine(small_model, holdout, tmp_path, monke
     contended = Latency().measure(small_model.model, holdout, RuntimeSettings())
     assert contended.details["slowdown"] > 3 and contended.details["contended"] is True
     assert contended.details["estimator"] == "normalized"
+
+
+def test_first_use_calibration_finds_the_quiet_speed_of_a_slowed_machine() -> None:
+    from objectives._latency import calibrate_reference
+
+    class Clock:
+        now = 0
+
+        def __call__(self) -> int:
+            return self.now
+
+        def run(self) -> None:  # 20 us while a neighbour holds the core (first 0.3 s), then 10
+            self.now += 20_000 if self.now < 300_000_000 else 10_000
+
+    clock = Clock()
+    assert calibrate_reference(clock.run, clock) == pytest.approx(0.010)
+    # Slowed throughout the calibration, it can only report the slow speed.
+    clock = Clock()
+    clock.now = -(10**12)
+    assert calibrate_reference(clock.run, clock) == pytest.approx(0.020)
+
+
+def test_a_new_host_kind_is_calibrated_and_remembered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, small_model, holdout
+) -> None:
+    from objectives import host_record
+    from objectives._calibration import reference_floor
+
+    monkeypatch.setenv("MOOPT_CACHE_DIR", str(tmp_path))
+    kind = host_record().kind
+    assert reference_floor(kind) is None
+    Latency().measure(small_model.model, holdout, RuntimeSettings())
+    floor = reference_floor(kind)
+    assert floor is not None and 0 < floor < 1.0
