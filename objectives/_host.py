@@ -21,11 +21,16 @@ class HostRecord:
     onnxruntime: str
     python: str
     load_average: tuple[float, float, float]
+    own_workers: int = 0
 
     @property
     def overloaded(self) -> bool:
-        """Whether the 1-minute load exceeded :data:`OVERLOAD_PER_CORE` per logical core."""
-        return self.load_average[0] > OVERLOAD_PER_CORE * self.logical_cores
+        """Whether the 1-minute load exceeded :data:`OVERLOAD_PER_CORE` per logical core.
+
+        The other local workers of the same run (``own_workers``) are allowed for: they are
+        kept off the measuring CPUs while a measurement runs, so their load does not count.
+        """
+        return self.load_average[0] > OVERLOAD_PER_CORE * self.logical_cores + self.own_workers
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values, with ``overloaded`` spelled out."""
@@ -51,8 +56,12 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def host_record() -> HostRecord:
-    """Read the host record of this machine now."""
+def host_record(own_workers: int = 0) -> HostRecord:
+    """Read the host record of this machine now.
+
+    Args:
+        own_workers: Other local workers of this run, moved off the measuring CPUs meanwhile.
+    """
     import onnxruntime
     import psutil
 
@@ -64,4 +73,5 @@ def host_record() -> HostRecord:
         onnxruntime=onnxruntime.__version__,
         python=platform.python_version(),
         load_average=tuple(round(x, 2) for x in os.getloadavg()),  # type: ignore[arg-type]
+        own_workers=own_workers,
     )

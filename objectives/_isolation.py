@@ -123,12 +123,17 @@ def measurement_cpus(threads: int) -> list[int] | None:
 SIBLINGS_ENV = "MOOPT_SIBLINGS_DIR"
 
 
+def _sibling_pids() -> set[int]:
+    """Process ids of the other registered local workers (see :data:`SIBLINGS_ENV`)."""
+    folder = os.environ.get(SIBLINGS_ENV)
+    if not folder or not os.path.isdir(folder):
+        return set()
+    return {int(name) for name in os.listdir(folder) if name.isdigit()} - {os.getpid()}
+
+
 def _threads_to_move() -> list[int]:
     """Thread ids of this process and of every registered sibling worker process."""
-    pids = {os.getpid()}
-    folder = os.environ.get(SIBLINGS_ENV)
-    if folder and os.path.isdir(folder):
-        pids |= {int(name) for name in os.listdir(folder) if name.isdigit()}
+    pids = {os.getpid()} | _sibling_pids()
     tids = []
     for pid in pids:
         with suppress(OSError):
@@ -344,7 +349,7 @@ def _isolated(
     cpus: list[int] | None = None
     while True:
         with measurement_lock(isolation.lock_path):
-            host = host_record()
+            host = host_record(own_workers=len(_sibling_pids()))
             if isolation.enabled:
                 # Chosen here, before this process moves off them: a child inherits the
                 # parent's affinity and could not see these CPUs otherwise.

@@ -4,6 +4,10 @@ Runs the same search (digits, every family, N distinct evaluations, no re-verifi
 and with 2 local workers, reports trials per hour, then re-measures the front's models in one
 quiet interleaved session and reports the Spearman rank correlation of the latencies the
 search recorded against the quiet ones.
+
+By default both runs evaluate the same configurations (``--sampler grid``: the first N of a
+shuffled grid), so that the speed-up compares like with like; an adaptive sampler trains
+different models in the two runs (one run's MLPs took twice as long as the other's).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--sampler", default="grid", help="moopt's --sampler (default grid)")
     args = parser.parse_args()
     rows = []
     for workers in (1, 2):
@@ -44,6 +49,7 @@ def main() -> int:
             reverify=False,
             out=str(out),
             workers=workers,
+            sampler=args.sampler,
         )
         elapsed = time.perf_counter() - start
         summary = result.summary
@@ -62,7 +68,10 @@ def main() -> int:
         }
         rows.append((workers, summary.evaluated, elapsed, per_hour, len(front), rho))
     base = rows[0][3]
-    print(f"## Local workers ({args.trials} distinct evaluations each, digits, every family)\n")
+    print(
+        f"## Local workers ({args.trials} distinct evaluations each, digits, every family, "
+        f"sampler {args.sampler})\n"
+    )
     print(
         "| workers | evaluations | wall s | trials / hour | speed-up | front size | "
         "Spearman p50 vs quiet | Spearman p95 vs quiet |"

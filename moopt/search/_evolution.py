@@ -44,6 +44,8 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from moopt._front import hypervolume
+
 #: Key of a proposal's configuration (equal configurations share it), from its parameters.
 KeyFunction = Callable[[Mapping[str, Any]], str | None]
 
@@ -131,8 +133,8 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         if len(archive) < 2:
             return {}
         rng = random.Random(f"{self._seed}:{trial.number}")
-        seen = {k for k in (self._key_of(t.params) for t in trials if t.params) if k}
         families = list(family_dist.choices)
+        seen = {k for k in (self._key_of(t.params, families) for t in trials if t.params) if k}
         if rng.random() < self._explore_prob:
             return self._explore(rng, search_space, families, archive, seen)
         values = _minimized(archive, study.directions)
@@ -152,15 +154,17 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
             child = self._breed(rng, search_space, families, archive, tournament, keys)
             if child is None:
                 continue
-            keys.add(self._key_of(child) or "")
+            keys.add(self._key_of(child, families) or "")
+            family = child[self._family_param]
+            same = [i for i, t in enumerate(archive) if t.params[self._family_param] == family]
+            active = [n for n in search_space if self._belongs(n, family, families)]
             gain = _predicted_gain(
                 child,
-                archive,
-                scaled,
-                front,
+                [archive[i].params for i in same],
+                scaled[same],
+                scaled[front],
                 search_space,
-                self._family_param,
-                families,
+                active,
                 self._optimism,
             )
             if best is None or gain > best[0]:
@@ -202,7 +206,7 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
                     for n, u in _mutate(rng, search_space, units, scale, self._boundary).items()
                 }
             )
-            if self._key_of(child) not in seen:
+            if self._key_of(child, families) not in seen:
                 return child
         return None
 
@@ -231,13 +235,12 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         prefix = name.split(".", 1)[0] if "." in name else None
         return prefix == str(family) or prefix not in {str(f) for f in families}
 
-    def _key_of(self, params: Mapping[str, Any]) -> str | None:
+    def _key_of(self, params: Mapping[str, Any], families: Sequence[Any]) -> str | None:
         if self._family_param not in params:
             return None
         if self._key is not None:
             return self._key(params)
         family = params[self._family_param]
-        families = [family]
         return repr(
             sorted(
                 (n, v)
@@ -264,7 +267,7 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
             for _ in range(self._retries):
                 child = {n: _random_value(rng, d) for n, d in space.items()}
                 child[self._family_param] = family
-                if self._key_of(child) not in seen:
+                if self._key_of(child, families) not in seen:
                     return child
         return child
 
@@ -281,42 +284,28 @@ def _minimized(
 
 def _predicted_gain(
     child: Mapping[str, Any],
-    archive: Sequence[FrozenTrial],
-    scaled: np.ndarray,
-    front: Sequence[int],
+    relatives: Sequence[Mapping[str, Any]],
+    their_values: np.ndarray,
+    front: np.ndarray,
     space: Mapping[str, BaseDistribution],
-    family_param: str,
-    families: Sequence[Any],
+    active: Sequence[str],
     optimism: float,
 ) -> float:
     """Hypervolume the child is predicted to add to the front, optimistic where unexplored.
 
-    The prediction is the inverse-distance-weighted mean of the same family's evaluated
-    trials (objectives scaled to [0, 1], minimized), in the [0, 1] units of the family's
-    parameters; it is moved towards better values by ``optimism`` times the distance to the
-    nearest evaluated configuration.
+    The prediction is the inverse-distance-weighted mean of the values of the same family's
+    evaluated trials (``relatives``; objectives scaled to [0, 1], minimized), in the [0, 1]
+    units of the family's ``active`` parameters; it is moved towards better values by
+    ``optimism`` times the distance to the nearest of them.
     """
-    from moopt._front import hypervolume
-
-    family = child[family_param]
-    others = {str(f) for f in families} - {str(family)}
-    names = [
-        n
-        for n in space
-        if n != family_param and ("." not in n or n.split(".", 1)[0] not in others)
-    ]
-    same = [i for i, t in enumerate(archive) if t.params[family_param] == family]
-    if not same:
+    if not relatives:
         return math.inf
-    distances = np.array(
-        [_distance(space, names, child, archive[i].params) for i in same], dtype=float
-    )
+    distances = np.array([_distance(space, active, child, r) for r in relatives], dtype=float)
     weights = 1.0 / (distances**2 + 1e-6)
-    predicted = (weights[:, None] * scaled[same]).sum(axis=0) / weights.sum()
+    predicted = (weights[:, None] * their_values).sum(axis=0) / weights.sum()
     predicted = predicted - optimism * distances.min()
-    reference = [1.1] * scaled.shape[1]
-    base = scaled[list(front)]
-    return hypervolume(np.vstack([base, predicted]), reference) - hypervolume(base, reference)
+    reference = [1.1] * front.shape[1]
+    return hypervolume(np.vstack([front, predicted]), reference) - hypervolume(front, reference)
 
 
 def _distance(
@@ -456,7 +445,8 @@ def _mutate(
     names = list(units)
     if not names:
         return {}
-    chosen = {n for n in names if rng.random() < 1.0 / len(names)} or {rng.choice(names)}
+    # A list, not a set: the order of the random draws below must not depend on string hashes.
+    chosen = [n for n in names if rng.random() < 1.0 / len(names)] or [rng.choice(names)]
     out = dict(units)
     for n in chosen:
         dist = space[n]

@@ -134,3 +134,40 @@ def test_table_errors(tmp_path: Path) -> None:
         load_table(bad, parse_objectives("acc:max,lat:min"))
     with pytest.raises(ConfigError, match="names an objective twice"):
         parse_objectives("acc:max,acc:min")
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe"])
+def test_same_seed_same_output_in_separate_processes(tmp_path: Path, sampler: str) -> None:
+    """Each process hashes strings differently: no proposal may depend on that order."""
+    import os
+
+    outputs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"{sampler}-{hash_seed}.jsonl"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "moopt",
+                "replay",
+                "--table",
+                str(TABLE.parent / "breast_cancer-213.csv"),
+                "--objectives",
+                OBJECTIVES,
+                "--budget",
+                "40",
+                "--seed",
+                "3",
+                "--sampler",
+                sampler,
+                "--out",
+                str(out),
+            ],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0].splitlines()) == 40

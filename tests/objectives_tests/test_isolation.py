@@ -105,8 +105,8 @@ def test_an_overloaded_host_is_measured_again(monkeypatch, small_model, holdout)
     real = isolation_module.host_record
     readings: list[bool] = []
 
-    def fake_host_record():
-        record = real()
+    def fake_host_record(own_workers: int = 0):
+        record = real(own_workers)
         if not readings:
             record = dataclasses.replace(record, load_average=(99.0, 9.0, 9.0))
         readings.append(record.overloaded)
@@ -190,3 +190,13 @@ def test_a_spare_ends_with_its_parent(tmp_path: Path) -> None:
     else:
         os.kill(pid, 9)
         pytest.fail("the spare measuring process outlived its parent")
+
+
+def test_the_runs_own_workers_do_not_make_the_host_overloaded() -> None:
+    import dataclasses
+
+    busy = dataclasses.replace(host_record(), logical_cores=2, load_average=(3.5, 3.0, 2.0))
+    assert busy.overloaded
+    # Two other local workers of this run, kept off the measuring CPU, explain the load.
+    assert not dataclasses.replace(busy, own_workers=2).overloaded
+    assert dataclasses.replace(busy, own_workers=1).overloaded
