@@ -182,7 +182,7 @@ def _child_env() -> dict[str, str]:
 
 
 _PROBE = Path(__file__).with_name("_probe.py")
-#: The measuring process started ahead of time, with the CPUs it waits on (see ``spare``).
+#: The measuring process started ahead of time, waiting for its one request (see ``spare``).
 _spare: subprocess.Popen[str] | None = None
 #: The environment the spare was started with: a spare is used only while it still matches.
 _spare_env: dict[str, str] = {}
