@@ -148,6 +148,7 @@ def main() -> int:
     mem: dict[str, list[float]] = {n: [] for n in models}
     walls: dict[str, list[float]] = {n: [] for n in models}
     flags: dict[str, list[float]] = {n: [] for n in models}
+    widths: dict[str, list[float]] = {n: [] for n in models}
     for _ in range(args.sessions):
         for name, model in models.items():
             t0 = time.perf_counter()
@@ -158,13 +159,17 @@ def main() -> int:
             p95[name].append(values["latency_p95_ms"])
             mem[name].append(values["peak_memory_mb"])
             flags[name].append(report.repeats)
+            interval = report.measurements["latency_p95_ms"].details["intervals"]["latency_p95_ms"]
+            widths[name].append(
+                (interval["high"] - interval["low"]) / 2 / values["latency_p95_ms"]
+            )
 
     print(f"## Repeatability ({args.sessions} sessions per model, batch 1, 1 thread)\n")
     print(
-        "| model | p50 ms (median) | CV p50 | p95 ms (median) | CV p95 | re-measured | "
-        "peak MB (ours) | peak MB (/usr/bin/time -v) | diff MB | wall s (median) |"
+        "| model | p50 ms (median) | CV p50 | p95 ms (median) | CV p95 | p95 interval (median) | "
+        "re-measured | peak MB (ours) | peak MB (/usr/bin/time -v) | diff MB | wall s (median) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     results = {}
     batch = data.features[:1]
     mem_ok = []
@@ -180,10 +185,12 @@ def main() -> int:
             "independent_memory": independent,
             "wall": walls[name],
             "repeats": flags[name],
+            "p95_interval_half_width": widths[name],
         }
         print(
             f"| {name} | {statistics.median(p50[name]):.4f} | {cv(p50[name]):.1%} | "
             f"{statistics.median(p95[name]):.4f} | {cv(p95[name]):.1%} | "
+            f"±{statistics.median(widths[name]):.1%} | "
             f"{sum(1 for f in flags[name] if f)}/{args.sessions} | {ours:.1f} | "
             f"{independent:.1f} | {diff:+.1f} | {statistics.median(walls[name]):.2f} |"
         )
