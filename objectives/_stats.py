@@ -207,14 +207,16 @@ class _Blocks:
             return pool
         return without_disturbed_runs(blocks, statistics.median(pool), self.run_tol)[0]
 
+    def _quiet_blocks(self, best: float, tol: float) -> list[list[float]]:
+        """The blocks timed while the reference ran within ``tol`` of ``best``."""
+        return [
+            block
+            for block, ref in zip(self.samples, self.reference, strict=True)
+            if ref <= best * (1.0 + tol)
+        ]
+
     def quiet(self, best: float, tol: float) -> list[float]:
-        return self._undisturbed(
-            [
-                block
-                for block, ref in zip(self.samples, self.reference, strict=True)
-                if ref <= best * (1.0 + tol)
-            ]
-        )
+        return self._undisturbed(self._quiet_blocks(best, tol))
 
     def normalized(self, best: float) -> list[float]:
         return self._undisturbed(
@@ -225,15 +227,11 @@ class _Blocks:
         )
 
     def quiet_blocks(self, best: float, tol: float) -> int:
-        return sum(ref <= best * (1.0 + tol) for ref in self.reference)
+        return len(self._quiet_blocks(best, tol))
 
     def quiet_calls(self, best: float, tol: float) -> int:
         """Calls in quiet blocks, before disturbed runs are left out."""
-        return sum(
-            len(block)
-            for block, ref in zip(self.samples, self.reference, strict=True)
-            if ref <= best * (1.0 + tol)
-        )
+        return sum(len(block) for block in self._quiet_blocks(best, tol))
 
 
 def _block_size(
