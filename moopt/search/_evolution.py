@@ -80,8 +80,8 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         explore_prob: float = 0.0,
         retries: int = 40,
         children: int = 16,
-        optimism: float = 1.0,
-        boundary: float = 0.2,
+        optimism: float = 0.5,
+        boundary: float = 0.35,
     ) -> None:
         self._family_param = family_param
         self._seed = seed if seed is not None else random.SystemRandom().randrange(2**31)

@@ -123,7 +123,9 @@ def _unit_to(param: Param, u: float) -> Any:
     if isinstance(param, Choice):
         return param.options[min(int(u * len(param.options)), len(param.options) - 1)]
     lo, hi = float(param.low), float(param.high)
-    if param.log and lo > 0:
+    if u <= 0.0 or u >= 1.0:  # the bounds exactly (exp(log(lo)) can round past lo)
+        value = lo if u <= 0.0 else hi
+    elif param.log and lo > 0:
         value = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
     else:
         value = lo + u * (hi - lo)
@@ -133,11 +135,16 @@ def _unit_to(param: Param, u: float) -> Any:
 
 
 def initial_design(space: Mapping[str, Family], n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` space-filling first trials: families in turn, each family's share stratified.
+    """``n`` space-filling first trials: families in turn, each starting at its low corner.
 
-    Within a family, each hyperparameter's range is cut into as many strata as the family has
-    trials, and every stratum is used once (a Latin hypercube), on the log scale where the
-    range is log.
+    A family's first trial is its *low corner*: every numeric hyperparameter at the low end of
+    its range, every category at its first option. For the hyperparameters that set a model's
+    size (trees, depth, units, layers) that is the family's cheapest model, which anchors the
+    fast and small end of a cost-accuracy front; a random draw rarely lands there, and a
+    family whose only trial is a large, dominated model is seldom bred again. The family's
+    other trials are stratified: each hyperparameter's range is cut into as many strata as
+    those trials, and every stratum is used once (a Latin hypercube), on the log scale where
+    the range is log.
     """
     rng = random.Random(seed)
     names = list(space)
@@ -145,14 +152,16 @@ def initial_design(space: Mapping[str, Family], n: int, seed: int) -> list[dict[
     points: dict[str, list[dict[str, Any]]] = {}
     for name, k in per_family.items():
         family = space[name]
+        corner = {p: _unit_to(param, 0.0) for p, param in family.params.items()}
         columns = {}
         for pname, param in family.params.items():
-            strata = [(i + rng.random()) / k for i in range(k)] if k else []
+            strata = [(i + rng.random()) / (k - 1) for i in range(k - 1)]
             rng.shuffle(strata)
             columns[pname] = [_unit_to(param, u) for u in strata]
+        rows = [corner] + [{p: columns[p][i] for p in family.params} for i in range(k - 1)]
         points[name] = [
-            {FAMILY_PARAM: name, **{f"{name}.{p}": columns[p][i] for p in family.params}}
-            for i in range(k)
+            {FAMILY_PARAM: name, **{f"{name}.{p}": v for p, v in row.items()}}
+            for row in rows[:k]
         ]
     design = []
     for i in range(n):

@@ -29,25 +29,31 @@ def test_the_flat_encoding_gives_every_trial_every_parameter() -> None:
     assert Strategy("nsga2").flat and not Strategy("tpe").flat
 
 
-def test_first_generation_covers_every_family_and_stratifies_ranges() -> None:
+def test_first_generation_covers_every_family_from_its_low_corner_and_stratifies() -> None:
+    import math
+
     space = resolve_space(tuple(FAMILIES))
     design = initial_design(space, 21, seed=0)
     families = [d["family"] for d in design]
     assert all(families.count(f) == 3 for f in FAMILIES)
-    # rf's three n_estimators fall in three different thirds of the (log) range.
-    import math
-
+    # Each family's first trial is its low corner: its cheapest model for the size parameters.
+    for name in FAMILIES:
+        first = next(d for d in design if d["family"] == name)
+        for p, r in space[name].params.items():
+            expected = r.options[0] if isinstance(r, Choice) else r.low
+            assert first[f"{name}.{p}"] == expected, (name, p)
+    # rf's other two n_estimators fall in the two different halves of the (log) range.
     rng = space["rf"].params["n_estimators"]
-    thirds = sorted(
+    halves = sorted(
         int(
-            3
+            2
             * (math.log(d["rf.n_estimators"]) - math.log(rng.low))
             / (math.log(rng.high) - math.log(rng.low) + 1e-9)
         )
         for d in design
         if d["family"] == "rf"
-    )
-    assert thirds == [0, 1, 2]
+    )[1:]
+    assert halves == [0, 1]
     for d in design:
         fam = space[d["family"]]
         for p, r in fam.params.items():
