@@ -100,9 +100,15 @@ class SamplingRule:
     With a reference workload, every block is preceded by ``reference_s`` seconds of reference
     calls; a block is *quiet* when the reference ran within ``quiet_tol`` of its best, and the
     quiet estimate needs at least ``min_quiet_blocks`` such blocks (one lucky reference check
-    in a slowed session must not stand for the whole). Within
-    the blocks used, runs of two or more consecutive calls slower than the median by more than
-    ``run_tol`` are left out (see :func:`without_disturbed_runs`).
+    in a slowed session must not stand for the whole). The reference lives in the core's
+    caches, so it misses a neighbour that competes for the shared cache and memory; a
+    quiet block is therefore also checked against the model's own speed: every call runs the
+    same input, so a block of at least ``min_block_calls`` calls whose median is more than
+    ``own_tol`` over the session's fast blocks (the 10th percentile of the block medians) was
+    slowed by the machine, and is left out like a block the reference saw slowed. Blocks hold
+    at least ``min_block_calls`` calls. Within the blocks used, runs of two or more
+    consecutive calls slower than the median by more than ``run_tol`` are left out (see
+    :func:`without_disturbed_runs`).
     """
 
     percentile: float = 95.0
@@ -118,6 +124,8 @@ class SamplingRule:
     quiet_tol: float = 0.10
     run_tol: float = 0.20
     min_quiet_blocks: int = 4
+    own_tol: float = 0.05
+    min_block_calls: int = 5
 
 
 @dataclass(frozen=True)
@@ -136,7 +144,8 @@ class SamplingResult:
         reference_best_ms: The best the reference ran, here or (``reference_floor_ms``) before.
         reference_min_ms: The best the reference ran in this session (what a history of the
             machine's speed should record).
-        kept_share: Share of the chosen blocks' calls kept after disturbed runs were left out.
+        kept_share: Share of the chosen blocks' calls kept after blocks slower than the
+            workload's own speed and disturbed runs were left out.
     """
 
     samples_ms: tuple[float, ...]
@@ -148,6 +157,43 @@ class SamplingResult:
     reference_best_ms: float | None = None
     reference_min_ms: float | None = None
     kept_share: float = 1.0
+
+
+def pooled(parts: Sequence[SamplingResult], needed: int) -> SamplingResult:
+    """One workload's results from several sampling sessions, pooled into one.
+
+    The samples are joined; the estimator is ``normalized`` if any part was (the machine was
+    too busy for a quiet estimate), ``quiet`` if every part was; the stop reason is
+    ``converged`` only if every part converged, else ``time_cap`` when the pool holds the
+    ``needed`` samples and ``hard_cap`` when it does not.
+
+    Raises:
+        ValueError: No parts.
+    """
+    if not parts:
+        raise ValueError("Expected at least one sampling result to pool, got none.")
+    samples = tuple(x for part in parts for x in part.samples_ms)
+    estimators = {part.estimator for part in parts}
+    estimator = next(e for e in ("normalized", "all", "quiet") if e in estimators)
+    if all(part.stop_reason == "converged" for part in parts):
+        reason = "converged"
+    else:
+        reason = "time_cap" if len(samples) >= needed else "hard_cap"
+    refs = [part.reference_ms for part in parts if part.reference_ms is not None]
+    bests = [part.reference_best_ms for part in parts if part.reference_best_ms is not None]
+    mins = [part.reference_min_ms for part in parts if part.reference_min_ms is not None]
+    offered = sum(len(part.samples_ms) / part.kept_share for part in parts if part.kept_share)
+    return SamplingResult(
+        samples,
+        reason,
+        sum(part.elapsed_s for part in parts),
+        estimator,
+        statistics.mean(part.quiet_share for part in parts),
+        statistics.median(refs) if refs else None,
+        min(bests) if bests else None,
+        min(mins) if mins else None,
+        len(samples) / offered if offered else 1.0,
+    )
 
 
 def without_disturbed_runs(
@@ -190,6 +236,25 @@ def without_disturbed_runs(
     return kept, dropped
 
 
+#: The block-median percentile that stands for a workload's own fast speed in a session.
+OWN_SPEED_PERCENTILE = 10.0
+
+
+def at_own_speed(blocks: Sequence[Sequence[float]], tol: float, min_calls: int) -> list[bool]:
+    """Which blocks ran at the workload's own fast speed.
+
+    A block of at least ``min_calls`` calls is slow when its median is more than ``tol`` over
+    the :data:`OWN_SPEED_PERCENTILE` th percentile of those blocks' medians; a shorter block
+    is never judged (its median says too little).
+    """
+    medians = [statistics.median(b) if len(b) >= min_calls else None for b in blocks]
+    judged = [m for m in medians if m is not None]
+    if not judged:
+        return [True] * len(blocks)
+    limit = float(np.percentile(judged, OWN_SPEED_PERCENTILE)) * (1.0 + tol)
+    return [m is None or m <= limit for m in medians]
+
+
 @dataclass
 class _Blocks:
     """One workload's timed blocks, each with the reference median timed just before it."""
@@ -197,6 +262,8 @@ class _Blocks:
     samples: list[list[float]] = field(default_factory=list)
     reference: list[float] = field(default_factory=list)
     run_tol: float = 0.2
+    own_tol: float | None = None
+    min_block_calls: int = 5
 
     def every(self) -> list[float]:
         return [x for block in self.samples for x in block]
@@ -208,12 +275,17 @@ class _Blocks:
         return without_disturbed_runs(blocks, statistics.median(pool), self.run_tol)[0]
 
     def _quiet_blocks(self, best: float, tol: float) -> list[list[float]]:
-        """The blocks timed while the reference ran within ``tol`` of ``best``."""
-        return [
+        """The blocks timed while the reference ran within ``tol`` of ``best`` and the
+        workload at its own fast speed (see :func:`at_own_speed`)."""
+        quiet = [
             block
             for block, ref in zip(self.samples, self.reference, strict=True)
             if ref <= best * (1.0 + tol)
         ]
+        if self.own_tol is None:
+            return quiet
+        own = at_own_speed(quiet, self.own_tol, self.min_block_calls)
+        return [block for block, ok in zip(quiet, own, strict=True) if ok]
 
     def quiet(self, best: float, tol: float) -> list[float]:
         return self._undisturbed(self._quiet_blocks(best, tol))
@@ -230,12 +302,22 @@ class _Blocks:
         return len(self._quiet_blocks(best, tol))
 
     def quiet_calls(self, best: float, tol: float) -> int:
-        """Calls in quiet blocks, before disturbed runs are left out."""
-        return sum(len(block) for block in self._quiet_blocks(best, tol))
+        """Calls in the blocks the reference found quiet, before slow blocks and disturbed
+        runs are left out."""
+        return sum(
+            len(block)
+            for block, ref in zip(self.samples, self.reference, strict=True)
+            if ref <= best * (1.0 + tol)
+        )
 
 
 def _block_size(
-    run_once: Callable[[], object], clock: Callable[[], int], runs: int, seconds: float, most: int
+    run_once: Callable[[], object],
+    clock: Callable[[], int],
+    runs: int,
+    seconds: float,
+    most: int,
+    least: int = 1,
 ) -> int:
     durations = []
     for _ in range(max(runs, 1)):
@@ -243,7 +325,7 @@ def _block_size(
         run_once()
         durations.append(clock() - t0)
     per_call_s = max(statistics.median(durations), 1) / 1e9
-    return max(1, min(most, round(seconds / per_call_s)))
+    return max(least, 1, min(most, round(seconds / per_call_s)))
 
 
 def _timed(run_once: Callable[[], object], clock: Callable[[], int], n: int) -> list[float]:
@@ -271,7 +353,8 @@ def sample_interleaved(
     With a ``reference`` workload, each block is preceded by ``rule.reference_s`` seconds of
     reference calls. Shared machines run slower for stretches of a second or more when a
     neighbour competes for the core; blocks timed while the reference ran within
-    ``rule.quiet_tol`` of its best are *quiet*, and the percentiles come from quiet blocks. If
+    ``rule.quiet_tol`` of its best, and the workload within ``rule.own_tol`` of its own fast
+    speed, are *quiet*, and the percentiles come from quiet blocks. If
     too few blocks were quiet by the time cap, every block is scaled by how much slower the
     reference ran around it (estimator ``normalized``).
 
@@ -287,7 +370,10 @@ def sample_interleaved(
         One result per workload, in order, with the shared stop reason.
     """
     needed = min_samples(rule.percentile)
-    sizes = [_block_size(r, clock, rule.warmup_runs, rule.block_s, rule.max_block) for r in runs]
+    least = rule.min_block_calls if reference is not None else 1
+    sizes = [
+        _block_size(r, clock, rule.warmup_runs, rule.block_s, rule.max_block, least) for r in runs
+    ]
     ref_size = (
         _block_size(reference, clock, rule.warmup_runs, rule.reference_s, rule.max_block)
         if reference is not None
@@ -295,7 +381,14 @@ def sample_interleaved(
     )
     # Blocks that follow another workload (or the reference) start with untimed calls.
     switch_warmup = rule.switch_warmup if len(runs) > 1 or reference is not None else 0
-    blocks = [_Blocks(run_tol=rule.run_tol) for _ in runs]
+    blocks = [
+        _Blocks(
+            run_tol=rule.run_tol,
+            own_tol=rule.own_tol if reference is not None else None,
+            min_block_calls=rule.min_block_calls,
+        )
+        for _ in runs
+    ]
     max_time, hard_cap = rule.max_time_s * len(runs), rule.hard_cap_s * len(runs)
     start = clock()
 

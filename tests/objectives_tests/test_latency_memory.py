@@ -96,3 +96,54 @@ def test_a_new_host_kind_is_calibrated_and_remembered(
     Latency().measure(small_model.model, holdout, RuntimeSettings())
     floor = reference_floor(kind)
     assert floor is not None and 0 < floor < 1.0
+
+
+def test_latency_pools_several_sessions_of_the_model(small_model, holdout, monkeypatch) -> None:
+    """Each session is a fresh placement of the model in memory, opened in turn and timed."""
+    import objectives._latency as latency_module
+
+    opened: list[int] = []
+    real_open = latency_module.open_session
+
+    def counting_open(content, settings):
+        session = real_open(content, settings)
+        if content != small_model.model.content:  # the reference model
+            return session
+        calls = {"n": 0}
+        opened.append(0)
+        index = len(opened) - 1
+
+        class Counted:
+            def get_inputs(self):
+                return session.get_inputs()
+
+            def run(self, names, feed):
+                opened[index] += 1
+                calls["n"] += 1
+                return session.run(names, feed)
+
+        return Counted()
+
+    monkeypatch.setattr(latency_module, "open_session", counting_open)
+    m = Latency(sessions=3).measure(small_model.model, holdout, RuntimeSettings())
+    assert len(opened) == 3 and m.details["sessions"] == 3
+    # Every session was timed, and the reported percentiles come from all of them.
+    assert all(n >= 130 for n in opened)
+    assert m.details["samples"] >= 3 * 130 * m.details["kept_share"] * 0.9
+
+
+def test_pooled_sessions_keep_the_worst_state_of_any() -> None:
+    from objectives._stats import SamplingResult, pooled
+
+    quiet = SamplingResult((1.0,) * 100, "converged", 0.2, "quiet", 1.0, 0.01, 0.01, 0.01, 0.5)
+    busy = SamplingResult((2.0,) * 100, "time_cap", 0.5, "normalized", 0.0, 0.02, 0.01, 0.02)
+    both = pooled([quiet, busy], needed=130)
+    assert both.samples_ms == (1.0,) * 100 + (2.0,) * 100
+    assert both.estimator == "normalized" and both.stop_reason == "time_cap"
+    assert both.elapsed_s == pytest.approx(0.7) and both.quiet_share == 0.5
+    assert both.reference_best_ms == 0.01 and both.reference_min_ms == 0.01
+    assert both.kept_share == pytest.approx(200 / 300)  # 200 offered by quiet, 100 by busy
+    assert pooled([quiet, quiet], needed=130).stop_reason == "converged"
+    assert pooled([busy], needed=130).stop_reason == "hard_cap"  # 100 < 130 samples
+    with pytest.raises(ValueError):
+        pooled([], needed=130)

@@ -233,6 +233,45 @@ def test_a_flickering_neighbour_is_left_out_of_the_tail() -> None:
     assert 0.8 < result.kept_share < 0.95
 
 
+def test_blocks_are_judged_by_their_median_against_the_fast_blocks() -> None:
+    from objectives._stats import at_own_speed
+
+    fast, slow = [1.0, 1.0, 1.02, 0.99, 1.0], [1.15, 1.13, 1.2, 1.14, 1.16]
+    blocks = [fast] * 10 + [slow] * 6 + [[5.0, 5.0]]  # the last block is too short to judge
+    assert at_own_speed(blocks, 0.05, 5) == [True] * 10 + [False] * 6 + [True]
+    # A slow call or two inside a block do not make it slow: its median decides.
+    assert at_own_speed([fast] * 9 + [[1.0, 3.0, 1.0, 3.0, 1.0]], 0.05, 5) == [True] * 10
+    assert at_own_speed([[1.0, 2.0]], 0.05, 5) == [True]
+
+
+class CacheNeighbourClock(NeighbourClock):
+    """A neighbour that thrashes the shared cache in alternating 200 ms stretches: the model
+    (whose data lives in that cache) runs 15% slower, the reference (in the core's own cache)
+    does not notice."""
+
+    def workload(self, ns: int, cache_bound: bool = True):
+        def once() -> None:
+            self.now += round(ns * (1.15 if cache_bound and self.slow() else 1.0))
+
+        return once
+
+
+def test_blocks_slowed_where_the_reference_does_not_see_are_left_out() -> None:
+    clock = CacheNeighbourClock()
+    rule = SamplingRule(percentile=95, block_s=0.01, reference_s=0.001)
+    (result,) = sample_interleaved(
+        [clock.workload(2_000_000)], clock, rule, reference=clock.workload(10_000, False)
+    )
+    assert result.estimator == "quiet" and result.quiet_share == 1.0
+    kept = np.array(result.samples_ms)
+    # Without the check, the p50 would move with the share of slow stretches (here half).
+    assert np.percentile(kept, 95) == pytest.approx(2.0) and len(kept) >= 130
+    assert 0.3 < result.kept_share < 0.7
+    # Without a reference nothing is judged: every call counts.
+    (plain,) = sample_interleaved([clock.workload(2_000_000)], clock, rule)
+    assert np.percentile(plain.samples_ms, 95) == pytest.approx(2.3)
+
+
 def test_one_lucky_reference_check_does_not_make_a_slowed_session_quiet() -> None:
     clock = NeighbourClock()
     lucky = {"left": 20}  # the reference's sizing calls and its first window are fast
