@@ -174,7 +174,7 @@ class Latency:
         batch = batch_of(data.features, per_model[0].batch_size)
 
         def open_runs() -> list[Callable[[], object]]:
-            runs = []
+            runs: list[Callable[[], object]] = []
             for model, model_settings in zip(models, per_model, strict=True):
                 session = open_session(model.content, model_settings)
                 feed = {input_name(session): batch}

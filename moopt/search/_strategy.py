@@ -160,8 +160,7 @@ def initial_design(space: Mapping[str, Family], n: int, seed: int) -> list[dict[
             columns[pname] = [_unit_to(param, u) for u in strata]
         rows = [corner] + [{p: columns[p][i] for p in family.params} for i in range(k - 1)]
         points[name] = [
-            {FAMILY_PARAM: name, **{f"{name}.{p}": v for p, v in row.items()}}
-            for row in rows[:k]
+            {FAMILY_PARAM: name, **{f"{name}.{p}": v for p, v in row.items()}} for row in rows[:k]
         ]
     design = []
     for i in range(n):
