@@ -56,6 +56,11 @@ class Family:
             warm-start parameter, and whether a warm-started fit counts stages in total
             (gradient boosting's ``n_estimators``) or as more stages (an MLP's ``max_iter``);
             training can then stop early when it cannot reach an accuracy floor.
+        anchor: The family's first trial where its *low corner* (every hyperparameter at the
+            low end) would be a degenerate model: hyperparameters that set the model's size
+            stay at their cheap end, the others take a sensible middle value (an SVC's
+            ``gamma``, a boosting's learning rate for few stages). Values outside a range
+            that a configuration narrowed are clamped into it.
     """
 
     name: str
@@ -64,6 +69,7 @@ class Family:
     build: Callable[[Mapping[str, Any], int], Any] = field(repr=False, compare=False)
     quantizable: bool = False
     stages: tuple[str, str, bool] | None = None
+    anchor: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 #: Graph optimization levels searched when the level is not fixed ("disable" is never better).
@@ -180,6 +186,7 @@ FAMILIES: dict[str, Family] = {
             "logistic regression",
             {"C": FloatRange(1e-3, 1e2, log=True), "max_iter": IntRange(100, 1000, log=True)},
             _logreg,
+            anchor={"C": 1.0},
         ),
         Family("rf", "random forest", dict(_TREES), _rf),
         Family("et", "extra trees", dict(_TREES), _et),
@@ -194,6 +201,7 @@ FAMILIES: dict[str, Family] = {
             },
             _gb,
             stages=("n_estimators", "warm_start", True),
+            anchor={"learning_rate": 0.5, "subsample": 1.0},
         ),
         Family(
             "mlp",
@@ -207,12 +215,14 @@ FAMILIES: dict[str, Family] = {
             _mlp,
             quantizable=True,
             stages=("mlpclassifier__max_iter", "mlpclassifier__warm_start", False),
+            anchor={"alpha": 1e-4, "learning_rate_init": 1e-3},
         ),
         Family(
             "svc",
             "support vector classifier",
             {"C": FloatRange(0.1, 100.0, log=True), "gamma": FloatRange(1e-4, 0.1, log=True)},
             _svc,
+            anchor={"C": 1.0, "gamma": 0.01},
         ),
         Family(
             "knn",

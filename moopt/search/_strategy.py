@@ -134,15 +134,27 @@ def _unit_to(param: Param, u: float) -> Any:
     return value
 
 
+def _anchored(param: Param, value: Any) -> Any:
+    """``value`` clamped into ``param``'s range (a category it lacks: the first option);
+    None: the low end."""
+    if value is None:
+        return _unit_to(param, 0.0)
+    if isinstance(param, Choice):
+        return value if value in param.options else param.options[0]
+    clamped = min(max(value, param.low), param.high)
+    return round(clamped) if isinstance(param, IntRange) else float(clamped)
+
+
 def initial_design(space: Mapping[str, Family], n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` space-filling first trials: families in turn, each starting at its low corner.
 
     A family's first trial is its *low corner*: every numeric hyperparameter at the low end of
-    its range, every category at its first option. For the hyperparameters that set a model's
-    size (trees, depth, units, layers) that is the family's cheapest model, which anchors the
-    fast and small end of a cost-accuracy front; a random draw rarely lands there, and a
-    family whose only trial is a large, dominated model is seldom bred again. The family's
-    other trials are stratified: each hyperparameter's range is cut into as many strata as
+    its range, every category at its first option, except where the family names a better
+    value (:attr:`Family.anchor`: an SVC's ``gamma``). For the hyperparameters that set a
+    model's size (trees, depth, units, layers) that is the family's cheapest model, which
+    anchors the fast and small end of a cost-accuracy front; a random draw rarely lands there,
+    and a family whose only trial is a large, dominated model is seldom bred again. The
+    family's other trials are stratified: each hyperparameter's range is cut into as many strata as
     those trials, and every stratum is used once (a Latin hypercube), on the log scale where
     the range is log.
     """
@@ -152,7 +164,7 @@ def initial_design(space: Mapping[str, Family], n: int, seed: int) -> list[dict[
     points: dict[str, list[dict[str, Any]]] = {}
     for name, k in per_family.items():
         family = space[name]
-        corner = {p: _unit_to(param, 0.0) for p, param in family.params.items()}
+        corner = {p: _anchored(param, family.anchor.get(p)) for p, param in family.params.items()}
         columns = {}
         for pname, param in family.params.items():
             strata = [(i + rng.random()) / (k - 1) for i in range(k - 1)]
