@@ -274,14 +274,18 @@ class _Blocks:
             return pool
         return without_disturbed_runs(blocks, statistics.median(pool), self.run_tol)[0]
 
-    def _quiet_blocks(self, best: float, tol: float) -> list[list[float]]:
-        """The blocks timed while the reference ran within ``tol`` of ``best`` and the
-        workload at its own fast speed (see :func:`at_own_speed`)."""
-        quiet = [
+    def _reference_quiet(self, best: float, tol: float) -> list[list[float]]:
+        """The blocks timed while the reference ran within ``tol`` of ``best``."""
+        return [
             block
             for block, ref in zip(self.samples, self.reference, strict=True)
             if ref <= best * (1.0 + tol)
         ]
+
+    def _quiet_blocks(self, best: float, tol: float) -> list[list[float]]:
+        """The reference-quiet blocks timed while the workload also ran at its own fast
+        speed (see :func:`at_own_speed`)."""
+        quiet = self._reference_quiet(best, tol)
         if self.own_tol is None:
             return quiet
         own = at_own_speed(quiet, self.own_tol, self.min_block_calls)
@@ -304,11 +308,7 @@ class _Blocks:
     def quiet_calls(self, best: float, tol: float) -> int:
         """Calls in the blocks the reference found quiet, before slow blocks and disturbed
         runs are left out."""
-        return sum(
-            len(block)
-            for block, ref in zip(self.samples, self.reference, strict=True)
-            if ref <= best * (1.0 + tol)
-        )
+        return sum(len(block) for block in self._reference_quiet(best, tol))
 
 
 def _block_size(
