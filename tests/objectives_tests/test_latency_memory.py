@@ -109,7 +109,6 @@ def test_latency_pools_several_sessions_of_the_model(small_model, holdout, monke
         session = real_open(content, settings)
         if content != small_model.model.content:  # the reference model
             return session
-        calls = {"n": 0}
         opened.append(0)
         index = len(opened) - 1
 
@@ -119,7 +118,6 @@ def test_latency_pools_several_sessions_of_the_model(small_model, holdout, monke
 
             def run(self, names, feed):
                 opened[index] += 1
-                calls["n"] += 1
                 return session.run(names, feed)
 
         return Counted()
