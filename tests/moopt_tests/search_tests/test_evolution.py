@@ -115,3 +115,47 @@ def test_proposals_stay_inside_the_ranges(family: str) -> None:
             if hasattr(rng, "low"):
                 assert rng.low <= value <= rng.high
     assert any(c.family == family for c in candidates)
+
+
+def _snapping_sampler() -> tuple[EvolutionSampler, dict[str, Any]]:
+    """A sampler whose key snaps ``rf.leaf`` to the values 1, 4 and 16, as a replay table does."""
+    space: dict[str, Any] = {
+        FAMILY_PARAM: optuna.distributions.CategoricalDistribution(["rf", "logreg"]),
+        "rf.leaf": optuna.distributions.IntDistribution(1, 16, log=True),
+        "rf.criterion": optuna.distributions.CategoricalDistribution(["gini", "entropy"]),
+        "logreg.C": optuna.distributions.FloatDistribution(0.01, 100.0, log=True),
+    }
+
+    def key(params: Any) -> str:
+        leaf = min((1, 4, 16), key=lambda v: abs(math.log(v) - math.log(params["rf.leaf"])))
+        return f"{params[FAMILY_PARAM]}:{leaf}:{params['rf.criterion']}:{params['logreg.C']}"
+
+    return EvolutionSampler(seed=0, key=key), space
+
+
+def test_a_local_step_moves_one_parameter_to_its_next_distinct_value() -> None:
+    sampler, space = _snapping_sampler()
+    member = optuna.trial.create_trial(
+        values=[0.9, 1.0],
+        params={FAMILY_PARAM: "rf", "rf.leaf": 1, "rf.criterion": "gini", "logreg.C": 1.0},
+        distributions=space,
+    )
+    near = sampler._neighbours(space, ["rf", "logreg"], [member], set())
+    changed = [{k: v for k, v in n.items() if member.params[k] != v} for n in near]
+    # Small steps of the leaf size snap back to 1; the first that does not is the neighbour
+    # (4, never 16); the category takes its other option; logreg's C is not the forest's.
+    assert len(changed) == 2
+    assert {"rf.criterion": "entropy"} in changed
+    (leaf,) = [c["rf.leaf"] for c in changed if "rf.leaf" in c]
+    assert sampler._key_of({**member.params, "rf.leaf": leaf}, ["rf", "logreg"]) == "rf:4:gini:1.0"
+
+
+def test_a_local_step_does_not_skip_over_a_configuration_already_seen() -> None:
+    sampler, space = _snapping_sampler()
+    member = optuna.trial.create_trial(
+        values=[0.9, 1.0],
+        params={FAMILY_PARAM: "rf", "rf.leaf": 1, "rf.criterion": "gini", "logreg.C": 1.0},
+        distributions=space,
+    )
+    near = sampler._neighbours(space, ["rf", "logreg"], [member], {"rf:4:gini:1.0"})
+    assert [n["rf.criterion"] for n in near] == ["entropy"]
