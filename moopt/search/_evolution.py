@@ -21,13 +21,15 @@ next proposal:
    proposed: a cheap surrogate (inverse-distance weighting over the same family's trials),
    optimistic in proportion to the distance from what was evaluated, so that unexplored
    regions are tried too. Training a model costs seconds; this choice costs milliseconds.
-5. Half the proposals are instead a *local step*: a neighbour of a member of the current
+5. The end of the budget refines the front: once the study holds ``refine_from`` distinct
+   configurations, every proposal is a *local step*, a neighbour of a member of the current
    front that differs in one hyperparameter by one step (the next value that makes a new
    configuration, up or down, or another option of a category), the one with the largest
    predicted gain, without optimism. The optimistic surrogate favours children far from
    everything evaluated, so without these steps the configurations right next to the front
    (a forest of three trees with another leaf size) were seldom tried, and on small, fast
-   models the front is often made of such neighbours.
+   models the front is often made of such neighbours. Local steps from the start would cost
+   the exploration that finds a family's good region in the first place.
 
 Every proposal is seeded by the study seed and the trial number, so the same seed gives the
 same proposals, and parallel workers that share the study see each other's trials. The
@@ -74,8 +76,8 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         optimism: How far a prediction is moved towards better values per unit of distance
             from the nearest evaluated configuration (exploration).
         boundary: Probability that a numeric mutation jumps to a bound of the range.
-        local: Probability that a proposal is a local step from the front instead of a
-            bred child.
+        refine_from: Number of distinct evaluated configurations from which every proposal
+            is a local step from the front (None: never).
         local_step: Size of a local step of a numeric hyperparameter, in [0, 1] units
             (repeated until the configuration changes).
     """
@@ -93,7 +95,7 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         children: int = 16,
         optimism: float = 0.5,
         boundary: float = 0.35,
-        local: float = 0.5,
+        refine_from: int | None = None,
         local_step: float = 0.1,
     ) -> None:
         self._family_param = family_param
@@ -106,7 +108,7 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         self._children = children
         self._optimism = optimism
         self._boundary = boundary
-        self._local = local
+        self._refine_from = refine_from
         self._local_step = local_step
         self._random = optuna.samplers.RandomSampler(seed=self._seed)
 
@@ -177,7 +179,7 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
                 optimism,
             )
 
-        if rng.random() < self._local:
+        if self._refine_from is not None and len(archive) >= self._refine_from:
             near = self._neighbours(search_space, families, [archive[i] for i in front], seen)
             if near:
                 # Ties (a family with one evaluated configuration) are broken at random.

@@ -30,6 +30,8 @@ from moopt.search._space import Choice, Family, IntRange, Param
 SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "grid")
 #: Values per numeric hyperparameter in the ``grid`` baseline.
 GRID_POINTS = 4
+#: Share of the budget, at its end, that ``nsga2`` spends on local steps from the front.
+REFINE_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def make_sampler(
     budget: int,
     families: int,
     propose: Callable[[optuna.trial.BaseTrial], Candidate] | None = None,
+    evaluated: int = 0,
 ) -> optuna.samplers.BaseSampler:
     """The Optuna sampler of ``strategy``.
 
@@ -78,13 +81,21 @@ def make_sampler(
         families: Number of families in the space.
         propose: How a trial becomes a candidate; lets ``nsga2`` recognize a proposal that
             repeats an evaluated configuration before proposing it.
+        evaluated: Distinct configurations the study holds already (a resumed study): the
+            budget's last :data:`REFINE_SHARE` refines the front from ``evaluated + budget``
+            back.
 
     Raises:
         ConfigError: An unknown strategy name.
     """
     pop = population_for(budget, families, strategy.population)
     if strategy.name == "nsga2":
-        return EvolutionSampler(FAMILY_PARAM, seed=seed, key=_key_function(propose))
+        return EvolutionSampler(
+            FAMILY_PARAM,
+            seed=seed,
+            key=_key_function(propose),
+            refine_from=evaluated + budget - round(REFINE_SHARE * budget),
+        )
     if strategy.name == "nsga3":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -226,9 +226,14 @@ def _sampler(
     study: optuna.Study,
     families: int,
     propose: Callable[[optuna.trial.BaseTrial], Candidate],
+    trials: int,
+    target: int,
 ) -> optuna.samplers.BaseSampler:
+    """The study's sampler for ``trials`` evaluations that end when the study holds ``target``."""
     seed = config.seed + len(study.trials) + (os.getpid() if _is_worker() else 0)
-    return make_sampler(_strategy(config, study), seed, config.trials, families, propose)
+    return make_sampler(
+        _strategy(config, study), seed, trials, families, propose, evaluated=target - trials
+    )
 
 
 def _is_worker() -> bool:
@@ -325,7 +330,9 @@ def search(
     def propose(trial: optuna.trial.BaseTrial) -> Candidate:
         return suggest(trial, ctx.space, flat=flat, runtime=ctx.runtime)
 
-    study.sampler = _sampler(config, study, len(ctx.space), propose)
+    # Where this run ends: the sampler refines the front over the last part of the way.
+    target = study_target if study_target is not None else evaluations(study) + trials
+    study.sampler = _sampler(config, study, len(ctx.space), propose, trials, target)
     finished_before = {t.number for t in study.trials if t.state.is_finished()}
     summary = run_loop(
         study,

@@ -159,3 +159,40 @@ def test_a_local_step_does_not_skip_over_a_configuration_already_seen() -> None:
     )
     near = sampler._neighbours(space, ["rf", "logreg"], [member], {"rf:4:gini:1.0"})
     assert [n["rf.criterion"] for n in near] == ["entropy"]
+
+
+def test_the_end_of_the_budget_refines_the_front_one_step_at_a_time() -> None:
+    def propose(trial: optuna.trial.BaseTrial) -> Candidate:
+        return suggest(trial, SPACE, flat=True)
+
+    sampler = EvolutionSampler(seed=0, refine_from=20)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for params in first_trials(Strategy("nsga2"), SPACE, 30, 0):
+        study.enqueue_trial(params)
+    for _ in range(30):
+        trial = study.ask()
+        candidate = propose(trial)
+        trial.set_user_attr("candidate_key", candidate.key)
+        study.tell(trial, _objectives(candidate))
+
+    def used(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        fam = t.params[FAMILY_PARAM]
+        return {k: v for k, v in t.params.items() if k.split(".")[0] in (fam, FAMILY_PARAM)}
+
+    def one_step_from_the_front(t: optuna.trial.FrozenTrial) -> bool:
+        before = study.trials[: t.number]
+        values = np.array([b.values for b in before])
+        mask = pareto_mask(values, ["maximize", "minimize"])
+        front = [b for b, m in zip(before, mask, strict=True) if m]
+        return any(
+            sum(used(t)[k] != used(f).get(k) for k in used(t)) == 1
+            and used(f).keys() == used(t).keys()
+            for f in front
+        )
+
+    refined = study.trials[20:]
+    assert all(one_step_from_the_front(t) for t in refined)
+    # Before that, bred children also jump further (blends, several mutations, bounds).
+    bred = study.trials[len(first_trials(Strategy("nsga2"), SPACE, 30, 0)) : 20]
+    assert not all(one_step_from_the_front(t) for t in bred)
