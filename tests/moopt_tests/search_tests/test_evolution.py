@@ -117,8 +117,9 @@ def test_proposals_stay_inside_the_ranges(family: str) -> None:
     assert any(c.family == family for c in candidates)
 
 
-def _snapping_sampler() -> tuple[EvolutionSampler, dict[str, Any]]:
-    """A sampler whose key snaps ``rf.leaf`` to the values 1, 4 and 16, as a replay table does."""
+def _snapping_sampler() -> tuple[EvolutionSampler, dict[str, Any], optuna.trial.FrozenTrial]:
+    """A sampler whose key snaps ``rf.leaf`` to the values 1, 4 and 16, as a replay table does;
+    its space; a front member at the forest's low corner."""
     space: dict[str, Any] = {
         FAMILY_PARAM: optuna.distributions.CategoricalDistribution(["rf", "logreg"]),
         "rf.leaf": optuna.distributions.IntDistribution(1, 16, log=True),
@@ -130,16 +131,16 @@ def _snapping_sampler() -> tuple[EvolutionSampler, dict[str, Any]]:
         leaf = min((1, 4, 16), key=lambda v: abs(math.log(v) - math.log(params["rf.leaf"])))
         return f"{params[FAMILY_PARAM]}:{leaf}:{params['rf.criterion']}:{params['logreg.C']}"
 
-    return EvolutionSampler(seed=0, key=key), space
-
-
-def test_a_local_step_moves_one_parameter_to_its_next_distinct_value() -> None:
-    sampler, space = _snapping_sampler()
     member = optuna.trial.create_trial(
         values=[0.9, 1.0],
         params={FAMILY_PARAM: "rf", "rf.leaf": 1, "rf.criterion": "gini", "logreg.C": 1.0},
         distributions=space,
     )
+    return EvolutionSampler(seed=0, key=key), space, member
+
+
+def test_a_local_step_moves_one_parameter_to_its_next_distinct_value() -> None:
+    sampler, space, member = _snapping_sampler()
     near = sampler._neighbours(space, ["rf", "logreg"], [member], set())
     changed = [{k: v for k, v in n.items() if member.params[k] != v} for n in near]
     # Small steps of the leaf size snap back to 1; the first that does not is the neighbour
@@ -151,12 +152,7 @@ def test_a_local_step_moves_one_parameter_to_its_next_distinct_value() -> None:
 
 
 def test_a_local_step_does_not_skip_over_a_configuration_already_seen() -> None:
-    sampler, space = _snapping_sampler()
-    member = optuna.trial.create_trial(
-        values=[0.9, 1.0],
-        params={FAMILY_PARAM: "rf", "rf.leaf": 1, "rf.criterion": "gini", "logreg.C": 1.0},
-        distributions=space,
-    )
+    sampler, space, member = _snapping_sampler()
     near = sampler._neighbours(space, ["rf", "logreg"], [member], {"rf:4:gini:1.0"})
     assert [n["rf.criterion"] for n in near] == ["entropy"]
 
