@@ -2,10 +2,11 @@
 
 Replays each strategy against fully measured tables (every benchmarks/*.csv by default: digits
 at batch 1, breast_cancer at batch 1 on another grid, digits at batch 32 on that grid, wine at
-batch 1 on the first grid) at 10% and 20% of the table for several seeds. Each run is scored by the hypervolume of the rows it
-evaluated divided by the hypervolume of the table's true front (objectives normalized to [0, 1]
-over the table, minimized ones on a log scale, reference point at the true front's nadir plus
-10% of its range), and by the share of the true front it recovered.
+batch 1 on the first grid) at 10% and 20% of the table for several seeds. Each run is scored
+by the hypervolume of the rows it evaluated divided by the hypervolume of the table's true
+front (objectives normalized to [0, 1] over the table, minimized ones on a log scale,
+reference point at the true front's nadir plus 10% of its range), and by the share of the true
+front it recovered.
 """
 
 from __future__ import annotations
