@@ -247,7 +247,7 @@ def write_plots(result: Result, fmt: str) -> list[Path]:
     for name, fig in named:
         path = directory / f"{name}.{fmt}"
         try:
-            content = pio.to_image(fig, format=fmt, width=1000, height=600)
+            content = _to_image(pio, fig, fmt)
         except Exception as exc:  # kaleido/choreographer raise their own types
             raise ImageExportError(
                 f"{fmt.upper()} export failed: kaleido needs a Chrome or Chromium and found "
@@ -258,6 +258,19 @@ def write_plots(result: Result, fmt: str) -> list[Path]:
         write_atomic(path, content)
         written.append(path)
     return written
+
+
+def _to_image(pio: Any, fig: Any, fmt: str) -> bytes:
+    """The figure's image, asked for a second time if the first attempt fails.
+
+    On a loaded machine kaleido can call its page's script before the page has loaded it
+    (``ReferenceError: kaleido``, plotly/Kaleido#214); a second attempt starts a new browser.
+    """
+    try:
+        content: bytes = pio.to_image(fig, format=fmt, width=1000, height=600)
+    except Exception:  # kaleido/choreographer raise their own types
+        content = pio.to_image(fig, format=fmt, width=1000, height=600)
+    return content
 
 
 def versions() -> dict[str, str]:

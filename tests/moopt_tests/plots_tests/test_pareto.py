@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
 from moopt import ObjectiveInfo
 from moopt.plots import STYLE, budget_by_objective, figure_json, pareto_data, pareto_figures
@@ -65,3 +66,28 @@ def test_one_figure_per_pair_plus_3d_drawn_from_the_data() -> None:
     # The latency budget is drawn as a horizontal line at 0.5 on the latency-vs-accuracy plot.
     lines = [s for s in fig["layout"]["shapes"] if s["type"] == "line"]
     assert [(s["y0"], s["y1"]) for s in lines] == [(0.5, 0.5)]
+
+
+class _FlakyPlotlyIO:
+    """``plotly.io`` whose ``to_image`` fails its first ``failures`` calls, as kaleido can
+    when its page has not loaded its script yet."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def to_image(self, fig: object, **kwargs: object) -> bytes:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("ReferenceError: kaleido is not defined")
+        return b"\x89PNG"
+
+
+def test_an_image_export_is_asked_for_once_more_after_a_failure() -> None:
+    from moopt._export import _to_image
+
+    flaky = _FlakyPlotlyIO(failures=1)
+    assert _to_image(flaky, object(), "png") == b"\x89PNG"
+    assert flaky.calls == 2
+    with pytest.raises(RuntimeError, match="kaleido"):
+        _to_image(_FlakyPlotlyIO(failures=2), object(), "png")
