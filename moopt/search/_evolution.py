@@ -247,8 +247,9 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
 
         A numeric hyperparameter moves by ``local_step`` units, repeatedly, until the
         configuration changes (a replay table snaps small moves back to the observed value):
-        that next configuration in each direction is the neighbour, even if it was seen. A
-        category takes each of its other options.
+        that next configuration in each direction is the neighbour, and if it was seen, that
+        direction has none (the walk does not go past it). A category takes each of its other
+        options.
         """
         out: list[dict[str, Any]] = []
         keys = set(seen)
