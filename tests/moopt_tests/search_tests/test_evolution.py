@@ -20,6 +20,7 @@ from moopt.search import (
     suggest,
 )
 from moopt.search._evolution import EvolutionSampler, _scores
+from moopt.search._strategy import REFINE_SHARE
 
 SPACE = resolve_space(("rf", "logreg", "mlp"))
 
@@ -158,19 +159,9 @@ def test_a_local_step_does_not_skip_over_a_configuration_already_seen() -> None:
 
 
 def test_the_end_of_the_budget_refines_the_front_one_step_at_a_time() -> None:
-    def propose(trial: optuna.trial.BaseTrial) -> Candidate:
-        return suggest(trial, SPACE, flat=True)
-
-    sampler = EvolutionSampler(seed=0, refine_from=20)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    for params in first_trials(Strategy("nsga2"), SPACE, 30, 0):
-        study.enqueue_trial(params)
-    for _ in range(30):
-        trial = study.ask()
-        candidate = propose(trial)
-        trial.set_user_attr("candidate_key", candidate.key)
-        study.tell(trial, _objectives(candidate))
+    # The default sampler refines over the last fifth of its budget: the last 6 of 30.
+    study, _ = _run(seed=0, n=30)
+    start = 30 - round(REFINE_SHARE * 30)
 
     def used(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         fam = t.params[FAMILY_PARAM]
@@ -187,8 +178,8 @@ def test_the_end_of_the_budget_refines_the_front_one_step_at_a_time() -> None:
             for f in front
         )
 
-    refined = study.trials[20:]
+    refined = study.trials[start:]
     assert all(one_step_from_the_front(t) for t in refined)
     # Before that, bred children also jump further (blends, several mutations, bounds).
-    bred = study.trials[len(first_trials(Strategy("nsga2"), SPACE, 30, 0)) : 20]
+    bred = study.trials[len(first_trials(Strategy("nsga2"), SPACE, 30, 0)) : start]
     assert not all(one_step_from_the_front(t) for t in bred)
