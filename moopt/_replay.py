@@ -7,6 +7,11 @@ on its rows; numeric ones are searched as numbers over their observed range (on 
 when they span more than a factor of 10), others as categories. A proposal is snapped to the
 nearest observed value of each hyperparameter and looked up; a combination missing from the
 table is rejected at no cost. The budget counts distinct rows evaluated.
+
+Where a family and a hyperparameter have the names of one of moopt's (``gb`` and
+``learning_rate``), the family's first trial starts at moopt's anchor for it, snapped to the
+table, as ``moopt run`` starts it (:func:`moopt.search.known_anchor`); other first trials
+start at the low corner.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from moopt.search import (
     IntRange,
     Strategy,
     first_trials,
+    known_anchor,
     make_sampler,
     suggest,
 )
@@ -185,7 +191,12 @@ def load_table(path: str | Path, objectives: Sequence[TableObjective]) -> Replay
                 typed = tuple(sorted(set(filled)))
                 params[col] = Choice(typed)
             observed[(fam, col)] = typed
-        space[fam] = Family(fam, fam, params, _looked_up_only)
+        anchor = {
+            p: a
+            for p, param in params.items()
+            if not isinstance(param, Choice) and (a := known_anchor(fam, p)) is not None
+        }
+        space[fam] = Family(fam, fam, params, _looked_up_only, anchor=anchor)
     index: dict[str, int] = {}
     for fam, members in families.items():
         for i in members:

@@ -21,6 +21,7 @@ from moopt.search._space import (
     IntRange,
     Param,
     RuntimeSpace,
+    known_anchor,
     resolve_space,
 )
 from moopt.search._strategy import (
@@ -53,6 +54,7 @@ __all__ = [
     "fit",
     "grid_design",
     "initial_design",
+    "known_anchor",
     "make_sampler",
     "population_for",
     "quantize",

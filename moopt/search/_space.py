@@ -303,3 +303,26 @@ def resolve_space(
         changed = {k: _override(family, k, v) for k, v in overrides.get(name, {}).items()}
         space[name] = replace(family, params={**family.params, **changed})
     return space
+
+
+def known_anchor(family: str, param: str) -> Any | None:
+    """moopt's anchor (:attr:`Family.anchor`) for a hyperparameter of a family named elsewhere.
+
+    A replay table's families carry no anchors of their own; where they are moopt's, its
+    first trials should start where ``moopt run`` starts them. The anchor is the built-in
+    family's of that name if it has one; else, for a family moopt does not know, the anchor
+    every built-in family that anchors a hyperparameter of that name agrees on (``C``, a
+    boosting's ``learning_rate``).
+
+    Args:
+        family: Family name, e.g. ``"gb"``.
+        param: Hyperparameter name, e.g. ``"learning_rate"``.
+
+    Returns:
+        The anchor value, or None where moopt knows none.
+    """
+    if family in FAMILIES:
+        return FAMILIES[family].anchor.get(param)
+    anchors = [f.anchor[param] for f in FAMILIES.values() if param in f.anchor]
+    agreed = {repr(a): a for a in anchors}
+    return next(iter(agreed.values())) if len(agreed) == 1 else None

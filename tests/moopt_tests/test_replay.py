@@ -61,6 +61,29 @@ def test_missing_combinations_are_rejected_at_no_cost(tmp_path: Path) -> None:
     assert sorted(r.row for r in records) == [0, 1, 2]  # every row found despite rejections
 
 
+@pytest.mark.parametrize(
+    ("family", "rate", "first"),
+    [
+        ("gb", "learning_rate", "0.5"),  # moopt's gb: its anchor, the largest rate
+        ("boost", "learning_rate", "0.5"),  # a name every moopt family anchors alike
+        ("boost", "shrinkage", "0.05"),  # unknown names: the low corner
+    ],
+)
+def test_first_trial_starts_at_moopts_anchor_where_it_knows_the_names(
+    tmp_path: Path, family: str, rate: str, first: str
+) -> None:
+    lines = [f"family,{rate},n_estimators,acc,lat"]
+    for lr in ("0.05", "0.2", "0.5"):
+        for n in (10, 40, 160):
+            lines.append(f"{family},{lr},{n},{0.5 + float(lr) * n / 1000},{n}")
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n")
+    t = load_table(path, parse_objectives("acc:max,lat:min"))
+    (record,) = replay(t, 1, seed=0)
+    assert t.rows[record.row][rate] == first
+    assert t.rows[record.row]["n_estimators"] == "10"  # a size stays at its cheap end
+
+
 def test_cli_replay_writes_one_line_per_distinct_row(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     stdout = io.StringIO()

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from moopt import ConfigError
-from moopt.search import FAMILIES, Candidate, IntRange, resolve_space, suggest
+from moopt.search import FAMILIES, Candidate, IntRange, known_anchor, resolve_space, suggest
 
 
 def test_every_family_builds_a_classifier() -> None:
@@ -69,3 +69,14 @@ def test_equal_configurations_share_a_key() -> None:
     a = Candidate("rf", {"n_estimators": 10, "max_depth": 3})
     b = Candidate("rf", {"max_depth": 3, "n_estimators": 10})
     assert a.key == b.key != Candidate("et", dict(a.params)).key
+
+
+def test_known_anchor_by_family_then_by_an_agreed_parameter_name() -> None:
+    assert known_anchor("gb", "learning_rate") == FAMILIES["gb"].anchor["learning_rate"]
+    assert known_anchor("gb", "n_estimators") is None  # a size: the low corner's
+    assert known_anchor("rf", "C") is None  # a family moopt knows, without that anchor
+    # A family moopt does not know: the anchor every built-in family with that name agrees on.
+    assert known_anchor("boosting", "learning_rate") == FAMILIES["gb"].anchor["learning_rate"]
+    c = FAMILIES["logreg"].anchor["C"]
+    assert c == FAMILIES["svc"].anchor["C"] == known_anchor("linear", "C")
+    assert known_anchor("boosting", "depth") is None
