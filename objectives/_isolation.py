@@ -12,10 +12,12 @@ import atexit
 import fcntl
 import os
 import pickle
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -75,7 +77,8 @@ class Isolation:
         pin: Pin the child to a fixed CPU set where the OS allows it.
         timeout_s: Give up on a child that takes longer.
         retries: Re-measure up to this many times while the host is overloaded or the machine
-            runs slower than its best (a neighbour on the core); the least disturbed is kept.
+            runs slower than its best (a neighbour on the core) and than its recent pace
+            (:class:`Pace`); the least disturbed is kept.
         spare: Keep the next measuring process started ahead of time, its imports done away
             from the measuring CPUs, so that a measurement (and the lock) does not wait for
             Python and ONNX Runtime to start. It still serves one request only, so peak
@@ -332,8 +335,40 @@ def _disturbance(measured: Sequence[Measurement], host: HostRecord) -> tuple[boo
     return host.overloaded, max(slowdowns, default=1.0)
 
 
-def _disturbed(measured: Sequence[Measurement], host: HostRecord) -> bool:
-    return host.overloaded or any(m.details.get("contended") for m in measured)
+#: Attempts remembered to judge the machine's current pace.
+PACE_WINDOW = 5
+#: A contended attempt is taken again only if it ran this much slower than the recent pace.
+PACE_MARGIN = 1.05
+
+
+class Pace:
+    """The machine's recent pace: the slowdowns of the last measurement attempts.
+
+    An attempt that ran slower than the machine's recorded best (``contended``) is taken again,
+    in the hope of a quieter moment. But a machine can run slower than its best for hours
+    (another physical host, a lower clock, a steady neighbour): then every attempt is as slow,
+    and taking each one three times only triples the time. So a contended attempt is taken
+    again only while the pace is unknown (fewer than three attempts seen) or when it ran more
+    than :data:`PACE_MARGIN` times slower than the median of the last :data:`PACE_WINDOW`.
+    An overloaded host is always measured again.
+    """
+
+    def __init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=PACE_WINDOW)
+
+    def disturbed(self, measured: Sequence[Measurement], host: HostRecord) -> bool:
+        """Whether an attempt should be taken again; the attempt is then remembered."""
+        _, slowdown = _disturbance(measured, host)
+        steady = len(self._recent) >= 3 and slowdown <= PACE_MARGIN * statistics.median(
+            self._recent
+        )
+        self._recent.append(slowdown)
+        contended = any(m.details.get("contended") for m in measured)
+        return host.overloaded or (contended and not steady)
+
+
+#: This process's pace, shared by every measurement it takes.
+_pace = Pace()
 
 
 def _isolated(
@@ -359,7 +394,7 @@ def _isolated(
             else:
                 measured = run_request(request)
         attempts.append((measured, host))
-        if not _disturbed(measured, host) or len(attempts) > isolation.retries:
+        if not _pace.disturbed(measured, host) or len(attempts) > isolation.retries:
             break
         time.sleep(0.5)
     best, best_host = min(attempts, key=lambda a: _disturbance(*a))

@@ -200,3 +200,33 @@ def test_the_runs_own_workers_do_not_make_the_host_overloaded() -> None:
     # Two other local workers of this run, kept off the measuring CPU, explain the load.
     assert not dataclasses.replace(busy, own_workers=2).overloaded
     assert dataclasses.replace(busy, own_workers=1).overloaded
+
+
+def test_a_machine_slow_for_a_while_is_not_measured_three_times_over() -> None:
+    """Unit level: faked attempts with their slowdowns against the recorded best."""
+    import dataclasses
+
+    from objectives import Measurement, host_record
+    from objectives._isolation import Pace
+
+    quiet_host = dataclasses.replace(host_record(), load_average=(0.0, 0.0, 0.0))
+    busy_host = dataclasses.replace(quiet_host, load_average=(99.0, 9.0, 9.0))
+
+    def attempt(slowdown: float) -> list[Measurement]:
+        details = {"slowdown": slowdown, "contended": slowdown > 1.1}
+        return [Measurement("latency_p95_ms", {"latency_p95_ms": 1.0}, details)]
+
+    pace = Pace()
+    # The pace is unknown yet: a contended attempt is taken again, a quiet one is not.
+    assert pace.disturbed(attempt(1.0), quiet_host) is False
+    assert pace.disturbed(attempt(1.3), quiet_host) is True
+    assert pace.disturbed(attempt(1.3), quiet_host) is True
+    # Slower than the pace so far (the median of 1.0, 1.3, 1.3): taken again.
+    assert pace.disturbed(attempt(1.6), quiet_host) is True
+    # The machine has run 1.3x slower than its best for a while (median 1.3 of the last
+    # attempts): another attempt would be as slow, so this one is kept.
+    assert pace.disturbed(attempt(1.32), quiet_host) is False
+    # Clearly slower than that pace: taken again.
+    assert pace.disturbed(attempt(1.8), quiet_host) is True
+    # An overloaded host is always measured again, whatever the pace.
+    assert pace.disturbed(attempt(1.3), busy_host) is True
