@@ -347,7 +347,7 @@ class Pace:
     An attempt that ran slower than the machine's recorded best (``contended``) is taken again,
     in the hope of a quieter moment. But a machine can run slower than its best for hours
     (another physical host, a lower clock, a steady neighbour): then every attempt is as slow,
-    and taking each one three times only triples the time. So a contended attempt is taken
+    and taking each one three times only multiplies the time. So a contended attempt is taken
     again only while the pace is unknown (fewer than three attempts seen) or when it ran more
     than :data:`PACE_MARGIN` times slower than the median of the last :data:`PACE_WINDOW`.
     An overloaded host is always measured again.
