@@ -345,7 +345,7 @@ class Pace:
     """The machine's recent pace: the slowdowns of the last measurement attempts.
 
     An attempt that ran slower than the machine's recorded best (``contended``) is taken again,
-    in the hope of a quieter moment. But a machine can run slower than its best for hours
+    in the hope of a quieter moment. But a machine can run slower than its best for a long while
     (another physical host, a lower clock, a steady neighbour): then every attempt is as slow,
     and taking each one three times only multiplies the time. So a contended attempt is taken
     again only while the pace is unknown (fewer than three attempts seen) or when it ran more
